@@ -1,0 +1,88 @@
+"""Make neural-tangents 0.6.5 importable on the pinned JAX, without TensorFlow.
+
+Everything graph_ntk needs to work around in its dependencies lives here, so it can be
+read (and removed) in one place. Two problems are solved:
+
+1. ``neural_tangents/__init__.py`` imports ``neural_tangents.experimental``, which
+   imports TensorFlow and tf2jax (~2 GB, never installed: see ``[tool.uv]`` in
+   pyproject.toml). graph_ntk does not use that module, so a stub is registered in
+   ``sys.modules`` before neural-tangents is imported.
+2. JAX removed from its public ``jax.core`` / ``jax.util`` / ``jax.interpreters.ad`` /
+   ``jax.lax`` namespaces names that NT 0.6.5 reads at import time or inside
+   ``stax``/``predict``/``empirical``. They still exist in ``jax._src``; we put the same
+   objects back under their old public names (never replacing a name JAX still has).
+
+``SHIMMED`` lists every restored name; ``tests/test_compat.py`` checks each one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+
+# (public module, attribute, private module that still defines it, attribute there)
+_SHIMS: tuple[tuple[str, str, str, str], ...] = (
+    ("jax.core", "Jaxpr", "jax._src.core", "Jaxpr"),
+    ("jax.core", "JaxprEqn", "jax._src.core", "JaxprEqn"),
+    ("jax.core", "Var", "jax._src.core", "Var"),
+    ("jax.core", "Literal", "jax._src.core", "Literal"),
+    ("jax.core", "Primitive", "jax._src.core", "Primitive"),
+    ("jax.util", "safe_zip", "jax._src.util", "safe_zip"),
+    ("jax.util", "safe_map", "jax._src.util", "safe_map"),
+)
+
+SHIMMED: list[str] = []
+
+
+def _install_experimental_stub() -> None:
+    name = "neural_tangents.experimental"
+    if name not in sys.modules:
+        stub = types.ModuleType(name)
+        stub.__doc__ = (
+            "Stub installed by graph_ntk: neural_tangents.experimental needs TensorFlow, "
+            "which graph_ntk does not install."
+        )
+        sys.modules[name] = stub
+
+
+def _ensure_module(name: str) -> types.ModuleType:
+    """Import ``name``, creating an empty module if JAX no longer ships it (jax.util)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError:
+        parent, _, child = name.rpartition(".")
+        module = types.ModuleType(name)
+        sys.modules[name] = module
+        setattr(importlib.import_module(parent), child, module)
+        SHIMMED.append(name)
+        return module
+
+
+def _restore_jax_names() -> None:
+    for public, attr, private, private_attr in _SHIMS:
+        module = _ensure_module(public)
+        if hasattr(module, attr):
+            continue
+        source = importlib.import_module(private)
+        setattr(module, attr, getattr(source, private_attr))
+        SHIMMED.append(f"{public}.{attr}")
+    # `zeros_like_p` is gone from JAX altogether. NT only uses it as a dictionary key for
+    # its structured-derivative rules; a primitive that never occurs in a traced program
+    # keeps that table importable and can never match anything.
+    import jax.interpreters.ad as ad
+
+    if not hasattr(ad, "zeros_like_p"):
+        from jax._src.core import Primitive
+
+        ad.zeros_like_p = Primitive("zeros_like")
+        SHIMMED.append("jax.interpreters.ad.zeros_like_p")
+
+
+def patch() -> None:
+    """Apply both fixes. Idempotent; called by ``graph_ntk/__init__.py``."""
+    _install_experimental_stub()
+    _restore_jax_names()
+
+
+patch()
