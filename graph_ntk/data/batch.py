@@ -1,0 +1,278 @@
+r"""Padded batches of variable-size graphs, in the formats ``Aggregate`` consumes.
+
+A :class:`GraphBatch` holds ``B`` graphs padded to ``N`` nodes:
+
+* ``x``: node features ``(B, N, F)``; rows of padded nodes hold ``NaN``, the
+  ``mask_constant`` that neural-tangents' masking uses to keep them out of every layer;
+* either ``adjacency`` ``(B, N, N)`` (``adjacency[b, i, j]`` = weight of arc ``i -> j``,
+  ``Aggregate(implementation='DENSE')``) or ``edges`` ``(B, E, 2)`` sender/receiver pairs
+  padded with ``-1`` plus ``edge_weight`` ``(B, E)`` (``Aggregate(implementation='SPARSE')``);
+* ``n_nodes`` ``(B,)``.
+
+Pass :meth:`GraphBatch.apply_kwargs` to ``apply_fn`` and :func:`kernel_kwargs` to
+``kernel_fn``::
+
+    out = apply_fn(params, batch.x, **batch.apply_kwargs())
+    k = kernel_fn(b1.x, b2.x, 'ntk', **kernel_kwargs(b1, b2))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from graph_ntk.data.graph import Graph
+
+MASK_CONSTANT = float("nan")
+"""Feature value marking padded nodes (NT's ``mask_constant``)."""
+
+
+def one_hot(labels: np.ndarray, num_tags: int) -> np.ndarray:
+    """One-hot rows for integer node labels in ``[0, num_tags)``."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_tags):
+        raise ValueError(f"node labels must lie in [0, {num_tags}), got range [{labels.min()}, {labels.max()}]")
+    return np.eye(num_tags)[labels]
+
+
+def _node_features(g: Graph, num_tags: int | None) -> np.ndarray:
+    parts = []
+    if g.node_labels is not None and num_tags is not None:
+        parts.append(one_hot(g.node_labels, num_tags))
+    if g.x is not None:
+        parts.append(g.x)
+    if not parts:
+        raise ValueError("graphs carry neither node_labels (with num_tags) nor features x; "
+                         "give node features, or labels and num_tags")
+    return np.concatenate(parts, axis=1)
+
+
+@dataclass(frozen=True, eq=False)
+class GraphBatch:
+    """``B`` graphs padded to a common node count (see the module docstring).
+
+    Example:
+        >>> g = Graph(2, np.array([[0, 1], [1, 0]]), node_labels=np.array([0, 1]))
+        >>> b = GraphBatch.from_graphs([g, g], num_tags=2)
+        >>> b.x.shape, b.adjacency.shape
+        ((2, 2, 2), (2, 2, 2))
+    """
+
+    x: np.ndarray
+    n_nodes: np.ndarray
+    adjacency: np.ndarray | None = None
+    edges: np.ndarray | None = None
+    edge_weight: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if (self.adjacency is None) == (self.edges is None):
+            raise ValueError("give exactly one of adjacency (dense) or edges (sparse)")
+        x = np.asarray(self.x)
+        if x.ndim != 3:
+            raise ValueError(f"x must have shape (graphs, nodes, features), got {x.shape}")
+        b, n, _ = x.shape
+        n_nodes = np.asarray(self.n_nodes)
+        if n_nodes.shape != (b,) or (n_nodes < 1).any() or (n_nodes > n).any():
+            raise ValueError(f"n_nodes must be {b} counts in [1, {n}], got {n_nodes!r}")
+        if self.adjacency is not None and np.shape(self.adjacency) != (b, n, n):
+            raise ValueError(f"adjacency must have shape {(b, n, n)}, got {np.shape(self.adjacency)}")
+        if self.edges is not None:
+            e = np.asarray(self.edges)
+            if e.ndim != 3 or e.shape[0] != b or e.shape[2] != 2:
+                raise ValueError(f"edges must have shape ({b}, num_edges, 2), got {e.shape}")
+            if self.edge_weight is not None and np.shape(self.edge_weight) != e.shape[:2]:
+                raise ValueError(f"edge_weight must have shape {e.shape[:2]}, got {np.shape(self.edge_weight)}")
+
+    @property
+    def num_graphs(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def node_mask(self) -> np.ndarray:
+        """``(B, N)`` booleans, True on real nodes."""
+        return np.arange(self.x.shape[1])[None, :] < self.n_nodes[:, None]
+
+    @property
+    def pattern(self) -> np.ndarray:
+        """The graph structure as ``Aggregate`` expects it (adjacency or edge list)."""
+        return self.adjacency if self.adjacency is not None else self.edges
+
+    @property
+    def implementation(self) -> str:
+        """``'DENSE'`` or ``'SPARSE'``: the ``Aggregate`` implementation this batch is for."""
+        return "DENSE" if self.adjacency is not None else "SPARSE"
+
+    def apply_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``apply_fn(params, batch.x, **batch.apply_kwargs())``."""
+        kw: dict[str, Any] = {"pattern": self.pattern, "mask_constant": MASK_CONSTANT}
+        if self.edge_weight is not None:
+            kw["edge_weight"] = self.edge_weight
+        return kw
+
+    # ---------------------------------------------------------------- constructors
+    @classmethod
+    def from_graphs(
+        cls,
+        graphs: Sequence[Graph],
+        *,
+        num_tags: int | None = None,
+        sparse: bool = False,
+        n_max: int | None = None,
+        e_max: int | None = None,
+    ) -> "GraphBatch":
+        """Pad ``graphs`` to ``n_max`` nodes (default: the largest) in dense or sparse form.
+
+        Node features are the one-hot ``node_labels`` (when ``num_tags`` is given) followed
+        by the continuous features ``x``.
+        """
+        graphs = list(graphs)
+        if not graphs:
+            raise ValueError("graphs is empty: give at least one graph")
+        for i, g in enumerate(graphs):
+            if not isinstance(g, Graph):
+                raise TypeError(f"graphs[{i}] is a {type(g).__name__}, expected graph_ntk.Graph")
+        if num_tags is None and any(g.node_labels is not None for g in graphs) and all(g.x is None for g in graphs):
+            num_tags = 1 + max(int(g.node_labels.max()) for g in graphs)
+        sizes = np.array([g.num_nodes for g in graphs])
+        n = int(sizes.max()) if n_max is None else int(n_max)
+        if n < sizes.max():
+            raise ValueError(f"n_max={n_max} is smaller than the largest graph ({sizes.max()} nodes)")
+        feats = [_node_features(g, num_tags) for g in graphs]
+        f = feats[0].shape[1]
+        if any(v.shape[1] != f for v in feats):
+            raise ValueError("graphs have different numbers of node features")
+        x = np.full((len(graphs), n, f), MASK_CONSTANT)
+        for b, v in enumerate(feats):
+            x[b, : len(v)] = v
+        weighted = any(g.edge_weight is not None for g in graphs)
+        if not sparse:
+            adj = np.zeros((len(graphs), n, n))
+            for b, g in enumerate(graphs):
+                w = g.edge_weight if g.edge_weight is not None else 1.0
+                np.add.at(adj[b], (g.edge_index[0], g.edge_index[1]), w)
+            return cls(x, sizes, adjacency=adj)
+        e = max(g.num_edges for g in graphs) if e_max is None else int(e_max)
+        if e < max(g.num_edges for g in graphs):
+            raise ValueError(f"e_max={e_max} is smaller than the largest edge count")
+        edges = -np.ones((len(graphs), max(e, 1), 2), dtype=np.int32)
+        weight = np.zeros((len(graphs), max(e, 1))) if weighted else None
+        for b, g in enumerate(graphs):
+            edges[b, : g.num_edges] = g.edge_index.T
+            if weighted:
+                weight[b, : g.num_edges] = g.edge_weight if g.edge_weight is not None else 1.0
+        return cls(x, sizes, edges=edges, edge_weight=weight)
+
+    @classmethod
+    def from_edge_index(
+        cls,
+        x: np.ndarray,
+        edge_index: np.ndarray,
+        batch: np.ndarray,
+        *,
+        edge_weight: np.ndarray | None = None,
+        sparse: bool = False,
+    ) -> "GraphBatch":
+        """From PyTorch-Geometric-style concatenated graphs.
+
+        ``x`` is ``(total_nodes, F)``, ``edge_index`` ``(2, total_arcs)`` with global node
+        ids, ``batch`` ``(total_nodes,)`` the graph of each node (sorted, 0..B-1).
+        """
+        x = np.asarray(x, dtype=np.float64)
+        batch = np.asarray(batch)
+        ei = np.asarray(edge_index)
+        if x.ndim != 2:
+            raise ValueError(f"x must have shape (total_nodes, features), got {x.shape}")
+        if batch.shape != (x.shape[0],):
+            raise ValueError(f"batch must give one graph id per node ({x.shape[0]}), got shape {batch.shape}")
+        if batch.size == 0:
+            raise ValueError("batch is empty: give at least one graph")
+        if (np.diff(batch) < 0).any() or batch.min() != 0:
+            raise ValueError("batch must be sorted graph ids starting at 0 (as PyG's Batch.batch)")
+        if ei.ndim != 2 or ei.shape[0] != 2:
+            raise ValueError(f"edge_index must have shape (2, num_edges), got {ei.shape}")
+        if ei.size and (ei.min() < 0 or ei.max() >= x.shape[0]):
+            raise ValueError(f"edge_index holds node id {ei.max() if ei.max() >= x.shape[0] else ei.min()}, "
+                             f"outside 0..{x.shape[0] - 1}")
+        if ei.size and (batch[ei[0]] != batch[ei[1]]).any():
+            raise ValueError("edge_index has arcs between different graphs of batch")
+        counts = np.bincount(batch)
+        if (counts == 0).any():
+            raise ValueError(f"batch skips graph id(s) {np.flatnonzero(counts == 0).tolist()}: empty graphs")
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        graphs = []
+        for b in range(len(counts)):
+            sel = batch[ei[0]] == b if ei.size else np.zeros(0, bool)
+            graphs.append(Graph(int(counts[b]), ei[:, sel] - starts[b], x=x[starts[b]:starts[b + 1]],
+                                edge_weight=None if edge_weight is None else np.asarray(edge_weight)[sel]))
+        return cls.from_graphs(graphs, sparse=sparse)
+
+    @classmethod
+    def from_networkx(cls, graphs: Sequence[Any], *, node_attr: str | None = None, num_tags: int | None = None,
+                      weight: str | None = None, sparse: bool = False) -> "GraphBatch":
+        """From ``networkx`` graphs; ``node_attr`` names an integer tag attribute (one-hot)
+        or a numeric/vector feature; without it every node gets the feature 1."""
+        from graph_ntk.data.convert import graph_from_networkx
+
+        return cls.from_graphs([graph_from_networkx(g, node_attr=node_attr, weight=weight) for g in graphs],
+                               num_tags=num_tags, sparse=sparse)
+
+    @classmethod
+    def from_scipy(cls, adjacencies: Sequence[Any], features: Sequence[np.ndarray], *,
+                   sparse: bool = False) -> "GraphBatch":
+        """From ``scipy.sparse`` adjacency matrices (entry ``[i, j]`` = weight of arc ``i -> j``)
+        and matching ``(n_i, F)`` feature arrays."""
+        from graph_ntk.data.convert import graph_from_scipy
+
+        if len(adjacencies) != len(features):
+            raise ValueError(f"got {len(adjacencies)} adjacencies but {len(features)} feature arrays")
+        return cls.from_graphs([graph_from_scipy(a, f) for a, f in zip(adjacencies, features)], sparse=sparse)
+
+    # ---------------------------------------------------------------- conversions
+    def to_graphs(self) -> list[Graph]:
+        """Split back into :class:`Graph` objects (features in ``x``)."""
+        out = []
+        for b in range(self.num_graphs):
+            n = int(self.n_nodes[b])
+            if self.adjacency is not None:
+                s, r = np.nonzero(self.adjacency[b, :n, :n])
+                w = self.adjacency[b, s, r]
+                ei = np.stack([s, r])
+            else:
+                e = self.edges[b]
+                keep = (e >= 0).all(axis=1)
+                ei = e[keep].T.astype(np.int64)
+                w = None if self.edge_weight is None else self.edge_weight[b][keep]
+            out.append(Graph(n, ei, x=self.x[b, :n], edge_weight=w))
+        return out
+
+    def to_sparse(self) -> "GraphBatch":
+        """The same graphs as padded edge lists (``Aggregate(implementation='SPARSE')``)."""
+        if self.edges is not None:
+            return self
+        return GraphBatch.from_graphs(self.to_graphs(), sparse=True, n_max=self.x.shape[1])
+
+    def to_dense(self) -> "GraphBatch":
+        """The same graphs as padded adjacency matrices (``Aggregate(implementation='DENSE')``)."""
+        if self.adjacency is not None:
+            return self
+        return GraphBatch.from_graphs(self.to_graphs(), sparse=False, n_max=self.x.shape[1])
+
+
+def kernel_kwargs(batch1: GraphBatch, batch2: GraphBatch | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``kernel_fn(batch1.x, batch2.x, get, **kernel_kwargs(batch1, batch2))``.
+
+    Example:
+        >>> kw = kernel_kwargs(b)            # doctest: +SKIP
+        >>> kernel_fn(b.x, None, 'ntk', **kw)  # doctest: +SKIP
+    """
+    batch2 = batch1 if batch2 is None else batch2
+    if batch1.implementation != batch2.implementation:
+        raise ValueError("batch1 and batch2 must both be dense or both sparse; use .to_dense() / .to_sparse()")
+    kw: dict[str, Any] = {"pattern": (batch1.pattern, batch2.pattern), "mask_constant": MASK_CONSTANT}
+    if batch1.edge_weight is not None or batch2.edge_weight is not None:
+        def weights(b):
+            return b.edge_weight if b.edge_weight is not None else (b.edges[..., 0] >= 0).astype(float)
+        kw["edge_weight"] = (weights(batch1), weights(batch2))
+    return kw
