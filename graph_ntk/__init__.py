@@ -7,7 +7,6 @@ network and its exact GNNGP / GNTK.
 
 from graph_ntk import _compat  # noqa: F401  (must run before neural_tangents is imported)
 from graph_ntk.data import (
-    MASK_CONSTANT,
     Graph,
     GraphBatch,
     GraphDataset,
@@ -22,7 +21,6 @@ from graph_ntk.models import gntk
 __version__ = "0.1.0"
 
 __all__ = [
-    "MASK_CONSTANT",
     "Aggregate",
     "GlobalMaxPool",
     "GlobalMeanPool",

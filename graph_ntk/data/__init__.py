@@ -1,8 +1,8 @@
 """Graph containers and conversions."""
 
-from graph_ntk.data.batch import MASK_CONSTANT, GraphBatch, kernel_kwargs, one_hot
+from graph_ntk.data.batch import GraphBatch, kernel_kwargs, one_hot
 from graph_ntk.data.convert import graph_from_networkx, graph_from_scipy
 from graph_ntk.data.graph import Graph, GraphDataset
 
-__all__ = ["MASK_CONSTANT", "Graph", "GraphBatch", "GraphDataset", "graph_from_networkx", "graph_from_scipy",
+__all__ = ["Graph", "GraphBatch", "GraphDataset", "graph_from_networkx", "graph_from_scipy",
            "kernel_kwargs", "one_hot"]

@@ -2,12 +2,12 @@ r"""Padded batches of variable-size graphs, in the formats ``Aggregate`` consume
 
 A :class:`GraphBatch` holds ``B`` graphs padded to ``N`` nodes:
 
-* ``x``: node features ``(B, N, F)``; rows of padded nodes hold ``NaN``, the
-  ``mask_constant`` that neural-tangents' masking uses to keep them out of every layer;
+* ``x``: node features ``(B, N, F)``, zero on padded nodes;
 * either ``adjacency`` ``(B, N, N)`` (``adjacency[b, i, j]`` = weight of arc ``i -> j``,
   ``Aggregate(implementation='DENSE')``) or ``edges`` ``(B, E, 2)`` sender/receiver pairs
   padded with ``-1`` plus ``edge_weight`` ``(B, E)`` (``Aggregate(implementation='SPARSE')``);
-* ``n_nodes`` ``(B,)``.
+* ``n_nodes`` ``(B,)``, and ``node_mask`` ``(B, N)`` (True on real nodes), which graph_ntk's
+  layers read to keep padded nodes out of every aggregation and pool.
 
 Pass :meth:`GraphBatch.apply_kwargs` to ``apply_fn`` and :func:`kernel_kwargs` to
 ``kernel_fn``::
@@ -24,10 +24,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from graph_ntk.data.graph import Graph
-
-MASK_CONSTANT = float("nan")
-"""Feature value marking padded nodes (NT's ``mask_constant``)."""
-
 
 def one_hot(labels: np.ndarray, num_tags: int) -> np.ndarray:
     """One-hot rows for integer node labels in ``[0, num_tags)``."""
@@ -106,7 +102,7 @@ class GraphBatch:
 
     def apply_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``apply_fn(params, batch.x, **batch.apply_kwargs())``."""
-        kw: dict[str, Any] = {"pattern": self.pattern, "mask_constant": MASK_CONSTANT}
+        kw: dict[str, Any] = {"pattern": self.pattern, "node_mask": self.node_mask}
         if self.edge_weight is not None:
             kw["edge_weight"] = self.edge_weight
         return kw
@@ -143,7 +139,7 @@ class GraphBatch:
         f = feats[0].shape[1]
         if any(v.shape[1] != f for v in feats):
             raise ValueError("graphs have different numbers of node features")
-        x = np.full((len(graphs), n, f), MASK_CONSTANT)
+        x = np.zeros((len(graphs), n, f))
         for b, v in enumerate(feats):
             x[b, : len(v)] = v
         weighted = any(g.edge_weight is not None for g in graphs)
@@ -270,7 +266,8 @@ def kernel_kwargs(batch1: GraphBatch, batch2: GraphBatch | None = None) -> dict[
     batch2 = batch1 if batch2 is None else batch2
     if batch1.implementation != batch2.implementation:
         raise ValueError("batch1 and batch2 must both be dense or both sparse; use .to_dense() / .to_sparse()")
-    kw: dict[str, Any] = {"pattern": (batch1.pattern, batch2.pattern), "mask_constant": MASK_CONSTANT}
+    kw: dict[str, Any] = {"pattern": (batch1.pattern, batch2.pattern),
+                          "node_mask": (batch1.node_mask, batch2.node_mask)}
     if batch1.edge_weight is not None or batch2.edge_weight is not None:
         def weights(b):
             return b.edge_weight if b.edge_weight is not None else (b.edges[..., 0] >= 0).astype(float)

@@ -20,8 +20,10 @@ Graph conventions (as ``stax.Aggregate``): inputs are ``(batch, nodes, channels)
 ``pattern[b, i, j]`` the weight of arc ``i -> j``; ``implementation='SPARSE'`` takes
 ``pattern`` as ``(batch, E, 2)`` integer ``(sender, receiver)`` pairs padded with ``-1``,
 and optional ``edge_weight`` of shape ``(batch, E)``. Kernel calls take pairs:
-``kernel_fn(x1, x2, pattern=(p1, p2), edge_weight=(w1, w2))``. Padded nodes are marked
-the neural-tangents way, by passing ``mask_constant`` (see :class:`graph_ntk.GraphBatch`).
+``kernel_fn(x1, x2, pattern=(p1, p2), edge_weight=(w1, w2))``. Padded nodes are marked by
+``node_mask`` (``(batch, N)``, True on real nodes; pairs for kernels), which
+:class:`graph_ntk.GraphBatch` supplies; NT's own ``mask_constant`` masking also works.
+Padded nodes get no self loop and no arcs, so they never reach real nodes.
 """
 
 from __future__ import annotations
@@ -39,8 +41,18 @@ _NORMALIZATIONS = ("sum", "mean", "gcn")
 _IMPLEMENTATIONS = ("DENSE", "SPARSE")
 
 
-def _real_nodes(mask: jnp.ndarray | None, batch: int, n: int, dtype) -> jnp.ndarray:
-    """``(batch, n)`` with 1 for real nodes and 0 for padding (NT masks are True on padding)."""
+def real_nodes(node_mask, mask, batch: int, n: int, dtype) -> jnp.ndarray:
+    """``(batch, n)`` with 1 for real nodes and 0 for padding.
+
+    ``node_mask`` is graph_ntk's ``(batch, n)`` mask (True on real nodes, from
+    :class:`graph_ntk.GraphBatch`); ``mask`` is neural-tangents' own (True on padding),
+    present when the caller used NT's ``mask_constant`` instead.
+    """
+    if node_mask is not None:
+        node_mask = jnp.asarray(node_mask)
+        if node_mask.shape != (batch, n):
+            raise ValueError(f"node_mask must have shape ({batch}, {n}) (graphs, nodes), got {node_mask.shape}")
+        return node_mask.astype(dtype)
     if mask is None:
         return jnp.ones((batch, n), dtype)
     # NT masks are per entry, (batch, n, channels) or (batch, n, 1): a node is padding when
@@ -152,37 +164,40 @@ def Aggregate(
     def init_fn(rng, input_shape):
         return input_shape, ()
 
-    def operator(pattern, edge_weight, mask, batch, n, dtype):
-        real = _real_nodes(mask, batch, n, dtype)
+    def operator(pattern, edge_weight, node_mask, mask, batch, n, dtype):
+        real = real_nodes(node_mask, mask, batch, n, dtype)
         if sparse:
             return _sparse_operator(jnp.asarray(pattern), edge_weight, real, normalization, add_self_loops, dtype)
         if edge_weight is not None:
             raise ValueError("edge_weight is for implementation='SPARSE'; put weights into the dense pattern")
         return _dense_operator(jnp.asarray(pattern), real, normalization, add_self_loops, dtype)
 
-    def apply_fn(params, inputs, *, pattern=None, edge_weight=None, mask=None, **kwargs):
+    def apply_fn(params, inputs, *, pattern=None, edge_weight=None, node_mask=None, mask=None, **kwargs):
         if pattern is None:
             raise ValueError("Aggregate needs the graph: call apply_fn(params, x, pattern=adjacency_or_edges)")
         if inputs.ndim != 3:
             raise ValueError(f"Aggregate expects node features of shape (batch, nodes, channels), got {inputs.shape}")
         batch, n, _ = inputs.shape
-        op = operator(pattern, edge_weight, mask, batch, n, inputs.dtype)
+        op = operator(pattern, edge_weight, node_mask, mask, batch, n, inputs.dtype)
         if not sparse:
             return jnp.einsum("bij,bif->bjf", op, inputs)
         return jax.vmap(lambda x, s, r, c: _segment_aggregate(x, s, r, c, 0, n))(inputs, *op)
 
     @stax.requires(batch_axis=0, channel_axis=-1,
                    diagonal_spatial=stax.Diagonal(input=stax.Bool.NO, output=stax.Bool.NO))
-    def kernel_fn(k: Kernel, *, pattern=(None, None), edge_weight=(None, None), **kwargs) -> Kernel:
-        p1, p2 = pattern
+    def kernel_fn(k: Kernel, *, pattern=(None, None), edge_weight=(None, None), node_mask=(None, None),
+                  **kwargs) -> Kernel:
+        # A single pattern (x2=None) stands for the pair (pattern, pattern).
+        p1, p2 = pattern if isinstance(pattern, tuple) else (pattern, pattern)
         if p1 is None or p2 is None:
-            raise ValueError("Aggregate's kernel needs both graphs: kernel_fn(x1, x2, pattern=(p1, p2)); "
-                             "for x2=None pass pattern=(p1, p1)")
+            raise ValueError("Aggregate's kernel needs the graphs: kernel_fn(x1, x2, pattern=(p1, p2)) "
+                             "or **graph_ntk.kernel_kwargs(batch1, batch2)")
         w1, w2 = edge_weight if isinstance(edge_weight, tuple) else (edge_weight, edge_weight)
+        m1, m2 = node_mask if isinstance(node_mask, tuple) else (node_mask, node_mask)
         b1, b2, n1, n2 = k.nngp.shape
         dtype = k.nngp.dtype
-        op1 = operator(p1, w1, k.mask1, b1, n1, dtype)
-        op2 = operator(p2, w2, k.mask2, b2, n2, dtype)
+        op1 = operator(p1, w1, m1, k.mask1, b1, n1, dtype)
+        op2 = operator(p2, w2, m2, k.mask2, b2, n2, dtype)
 
         if not sparse:
             def cross(mat):  # (B1, B2, N1, N2) -> C1^T mat C2

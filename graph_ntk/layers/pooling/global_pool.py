@@ -1,7 +1,7 @@
 r"""Global (readout) pools: ``(batch, nodes, channels) -> (batch, channels)``.
 
-Padded nodes, marked with neural-tangents' ``mask_constant`` (see
-:class:`graph_ntk.GraphBatch`), are excluded: sums skip them, means divide by the number
+Padded nodes, marked by ``node_mask`` (see :class:`graph_ntk.GraphBatch`) or by
+neural-tangents' ``mask_constant``, are excluded: sums skip them, means divide by the number
 of real nodes :math:`n_G`, max/min never select them. Sum and mean pools are linear, so
 their kernels are exact:
 
@@ -18,6 +18,8 @@ import jax.numpy as jnp
 from neural_tangents import stax
 from neural_tangents._src.utils.kernel import Kernel
 
+from graph_ntk.layers.aggregate import real_nodes
+
 _MC_HINT = (
     "{name} has no closed-form infinite-width kernel. Estimate it by sampling finite networks: "
     "neural_tangents.monte_carlo_kernel_fn(init_fn, apply_fn, key, n_samples) on the same "
@@ -25,22 +27,20 @@ _MC_HINT = (
 )
 
 
-def _node_weights(mask, batch: int, n: int, mean: bool, dtype) -> jnp.ndarray:
+def _node_weights(node_mask, mask, batch: int, n: int, mean: bool, dtype) -> jnp.ndarray:
     """``(batch, n)`` pooling weights: 1 (sum) or 1/n_G (mean) on real nodes, 0 on padding."""
-    if mask is None:
-        real = jnp.ones((batch, n), dtype)
-    else:  # NT masks are per entry; a node is padding when all its channels are
-        real = 1.0 - jnp.all(mask.reshape(batch, n, -1), axis=-1).astype(dtype)
+    real = real_nodes(node_mask, mask, batch, n, dtype)
     if mean:
         count = real.sum(axis=1, keepdims=True)
         real = real / jnp.where(count > 0, count, 1.0)
     return real
 
 
-def _pool_kernel(k: Kernel, mean: bool) -> Kernel:
+def _pool_kernel(k: Kernel, node_mask, mean: bool) -> Kernel:
     b1, b2, n1, n2 = k.nngp.shape
-    w1 = _node_weights(k.mask1, b1, n1, mean, k.nngp.dtype)
-    w2 = _node_weights(k.mask2, b2, n2, mean, k.nngp.dtype)
+    m1, m2 = node_mask if isinstance(node_mask, tuple) else (node_mask, node_mask)
+    w1 = _node_weights(m1, k.mask1, b1, n1, mean, k.nngp.dtype)
+    w2 = _node_weights(m2, k.mask2, b2, n2, mean, k.nngp.dtype)
 
     def cross(mat):
         return jnp.einsum("ai,abij,bj->ab", w1, mat, w2)
@@ -90,14 +90,14 @@ def GlobalSumPool():
     def init_fn(rng, input_shape):
         return input_shape[:1] + input_shape[2:], ()
 
-    def apply_fn(params, inputs, *, mask=None, **kwargs):
+    def apply_fn(params, inputs, *, node_mask=None, mask=None, **kwargs):
         _check_nodes(inputs)
-        w = _node_weights(mask, inputs.shape[0], inputs.shape[1], False, inputs.dtype)
+        w = _node_weights(node_mask, mask, inputs.shape[0], inputs.shape[1], False, inputs.dtype)
         return jnp.einsum("bn,bnf->bf", w, inputs)
 
     @stax.requires(batch_axis=0, channel_axis=-1, diagonal_spatial=_SPATIAL)
-    def kernel_fn(k: Kernel, **kwargs) -> Kernel:
-        return _pool_kernel(k, mean=False)
+    def kernel_fn(k: Kernel, *, node_mask=(None, None), **kwargs) -> Kernel:
+        return _pool_kernel(k, node_mask, mean=False)
 
     return init_fn, apply_fn, kernel_fn, _pooled_mask
 
@@ -120,14 +120,14 @@ def GlobalMeanPool():
     def init_fn(rng, input_shape):
         return input_shape[:1] + input_shape[2:], ()
 
-    def apply_fn(params, inputs, *, mask=None, **kwargs):
+    def apply_fn(params, inputs, *, node_mask=None, mask=None, **kwargs):
         _check_nodes(inputs)
-        w = _node_weights(mask, inputs.shape[0], inputs.shape[1], True, inputs.dtype)
+        w = _node_weights(node_mask, mask, inputs.shape[0], inputs.shape[1], True, inputs.dtype)
         return jnp.einsum("bn,bnf->bf", w, inputs)
 
     @stax.requires(batch_axis=0, channel_axis=-1, diagonal_spatial=_SPATIAL)
-    def kernel_fn(k: Kernel, **kwargs) -> Kernel:
-        return _pool_kernel(k, mean=True)
+    def kernel_fn(k: Kernel, *, node_mask=(None, None), **kwargs) -> Kernel:
+        return _pool_kernel(k, node_mask, mean=True)
 
     return init_fn, apply_fn, kernel_fn, _pooled_mask
 
@@ -136,12 +136,10 @@ def _extremum_pool(name: str, reduce, fill: float):
     def init_fn(rng, input_shape):
         return input_shape[:1] + input_shape[2:], ()
 
-    def apply_fn(params, inputs, *, mask=None, **kwargs):
+    def apply_fn(params, inputs, *, node_mask=None, mask=None, **kwargs):
         _check_nodes(inputs)
-        if mask is not None:
-            padding = jnp.all(mask.reshape(mask.shape[0], mask.shape[1], -1), axis=-1, keepdims=True)
-            inputs = jnp.where(padding, fill, inputs)
-        return reduce(inputs, axis=1)
+        real = real_nodes(node_mask, mask, inputs.shape[0], inputs.shape[1], inputs.dtype)
+        return reduce(jnp.where(real[:, :, None] > 0, inputs, fill), axis=1)
 
     def kernel_fn(k: Kernel, **kwargs) -> Kernel:
         raise NotImplementedError(_MC_HINT.format(name=name))
