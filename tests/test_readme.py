@@ -1,0 +1,20 @@
+"""The README's commands and example are real: the example runs, the test command matches CI."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def test_readme_example_runs(capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    assert blocks, "README has no python example"
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {})
+    assert "(3, 1) (3, 3)" in capsys.readouterr().out
+
+
+def test_ci_runs_the_readme_test_command():
+    test_command = re.search(r"# tests\n(.+)\n", README).group(1).strip()
+    assert test_command in (ROOT / ".ci" / "run").read_text()
