@@ -3,36 +3,66 @@
 Graph layers are neural-tangents ``stax`` triples ``(init_fn, apply_fn, kernel_fn)`` that
 compose with ``neural_tangents.stax`` combinators, so one description gives both a finite
 network and its exact GNNGP / GNTK.
+
+Public names are imported on first use, so ``import graph_ntk`` is fast and the data and
+colour-engine paths never load JAX; neural-tangents is patched for the pinned JAX whenever
+it is imported (see ``graph_ntk/_compat.py``).
 """
 
-from graph_ntk import _compat  # noqa: F401  (must run before neural_tangents is imported)
-from graph_ntk.data import (
-    Graph,
-    GraphBatch,
-    GraphDataset,
-    graph_from_networkx,
-    graph_from_scipy,
-    kernel_kwargs,
-    one_hot,
-)
-from graph_ntk.layers import Aggregate, GlobalMaxPool, GlobalMeanPool, GlobalMinPool, GlobalSumPool, Scale
-from graph_ntk.models import gntk
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from graph_ntk import _compat
+
+_compat.install_import_hook()
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Aggregate",
-    "GlobalMaxPool",
-    "GlobalMeanPool",
-    "GlobalMinPool",
-    "GlobalSumPool",
-    "Graph",
-    "GraphBatch",
-    "GraphDataset",
-    "Scale",
-    "gntk",
-    "graph_from_networkx",
-    "graph_from_scipy",
-    "kernel_kwargs",
-    "one_hot",
-]
+# public name -> module that defines it
+_EXPORTS = {
+    "Graph": "graph_ntk.data",
+    "GraphBatch": "graph_ntk.data",
+    "GraphDataset": "graph_ntk.data",
+    "graph_from_networkx": "graph_ntk.data",
+    "graph_from_scipy": "graph_ntk.data",
+    "kernel_kwargs": "graph_ntk.data",
+    "one_hot": "graph_ntk.data",
+    "Aggregate": "graph_ntk.layers",
+    "GlobalMaxPool": "graph_ntk.layers",
+    "GlobalMeanPool": "graph_ntk.layers",
+    "GlobalMinPool": "graph_ntk.layers",
+    "GlobalSumPool": "graph_ntk.layers",
+    "Scale": "graph_ntk.layers",
+    "gntk": "graph_ntk.models",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'graph_ntk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
+    from graph_ntk.data import (
+        Graph,
+        GraphBatch,
+        GraphDataset,
+        graph_from_networkx,
+        graph_from_scipy,
+        kernel_kwargs,
+        one_hot,
+    )
+    from graph_ntk.layers import Aggregate, GlobalMaxPool, GlobalMeanPool, GlobalMinPool, GlobalSumPool, Scale
+    from graph_ntk.models import gntk

@@ -1,5 +1,8 @@
 """Make neural-tangents 0.6.5 importable on the pinned JAX, without TensorFlow.
 
+``import graph_ntk`` installs an import hook (:func:`install_import_hook`) that applies the
+fixes below the moment ``neural_tangents`` is first imported, by anyone.
+
 Everything graph_ntk needs to work around in its dependencies lives here, so it can be
 read (and removed) in one place. Two problems are solved:
 
@@ -18,6 +21,7 @@ read (and removed) in one place. Two problems are solved:
 from __future__ import annotations
 
 import importlib
+import importlib.abc
 import sys
 import types
 
@@ -79,10 +83,35 @@ def _restore_jax_names() -> None:
         SHIMMED.append("jax.interpreters.ad.zeros_like_p")
 
 
+_patched = False
+
+
 def patch() -> None:
-    """Apply both fixes. Idempotent; called by ``graph_ntk/__init__.py``."""
-    _install_experimental_stub()
-    _restore_jax_names()
+    """Apply both fixes. Idempotent."""
+    global _patched
+    if not _patched:
+        _patched = True
+        _install_experimental_stub()
+        _restore_jax_names()
 
 
-patch()
+class _PatchBeforeNeuralTangents(importlib.abc.MetaPathFinder):
+    """Runs :func:`patch` right before ``neural_tangents`` is first imported.
+
+    ``import graph_ntk`` stays light (JAX takes ~1.5 s to import and the data and
+    colour-engine paths never need it), yet any later ``import neural_tangents`` -- by
+    graph_ntk or by the user -- finds JAX already patched.
+    """
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == "neural_tangents":
+            patch()
+        return None  # let the regular finders load the module
+
+
+def install_import_hook() -> None:
+    """Register the hook (idempotent); patch at once if NT is already imported."""
+    if "neural_tangents" in sys.modules:
+        patch()
+    if not any(isinstance(f, _PatchBeforeNeuralTangents) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchBeforeNeuralTangents())

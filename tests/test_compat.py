@@ -4,6 +4,7 @@ import importlib
 import subprocess
 import sys
 
+import neural_tangents  # noqa: F401  (after conftest's `import graph_ntk`: the hook patches JAX)
 import pytest
 
 from graph_ntk import _compat
@@ -32,7 +33,8 @@ def test_zeros_like_p_is_an_inert_primitive():
 
 
 def test_experimental_is_a_stub_and_tensorflow_never_loads():
-    code = ("import sys, graph_ntk, graph_ntk.layers, neural_tangents.stax; "
+    # Plain `import neural_tangents` after `import graph_ntk` must work: the hook patches first.
+    code = ("import sys, graph_ntk, neural_tangents.stax, graph_ntk.layers; "
             "assert 'tensorflow' not in sys.modules and 'tf2jax' not in sys.modules; "
             "print(sys.modules['neural_tangents.experimental'].__doc__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -40,9 +42,14 @@ def test_experimental_is_a_stub_and_tensorflow_never_loads():
 
 
 def test_import_stays_light():
-    # Import time is dominated by JAX; graph_ntk must not add heavy optional modules.
-    code = ("import sys, graph_ntk; heavy = [m for m in ('sklearn', 'networkx', 'matplotlib', 'tqdm', "
-            "'tensorflow', 'torch') if m in sys.modules]; print(heavy)")
+    # `import graph_ntk` loads no JAX and no optional heavy module: names load on first use.
+    heavy = "('jax', 'neural_tangents', 'sklearn', 'networkx', 'matplotlib', 'tqdm', 'tensorflow', 'torch')"
+    code = f"import sys, graph_ntk; print([m for m in {heavy} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    # the loaders and the colour engine never need JAX
+    code = ("import sys, graph_ntk.datasets, graph_ntk.kernels.gntk_colour; "
+            "print([m for m in ('jax', 'neural_tangents') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
