@@ -39,19 +39,22 @@ Design: pooling changes the graph, and ``stax`` passes the same keyword argument
 layers that follow it in a ``stax.serial``. :func:`StructurePool` is therefore a
 combinator that *wraps the rest of the network*::
 
-    stax.serial(Aggregate(), stax.Relu(),
-                StructurePool('graclus', stax.serial(Aggregate(), stax.Relu(), GlobalSumPool())))
+    stax.serial(stax.Dense(512), Aggregate(), stax.Relu(),
+                StructurePool('graclus', stax.serial(Aggregate(), stax.Dense(512), stax.Relu(),
+                                                     GlobalSumPool())))
 
-It computes :math:`S` and :math:`A'` from the incoming ``pattern`` and real-node mask,
+It computes :math:`S` and :math:`A'` from the ``pattern`` and real-node mask it receives,
 pools features (``apply_fn``) or kernels (``kernel_fn``), and calls the wrapped layers
-with ``pattern=A'`` and the pooled nodes' mask. Being itself an ``(init_fn, apply_fn,
-kernel_fn)`` triple, it nests (several levels) and composes with ``serial``/``parallel``.
-So that shapes stay static (``jit``, ``nt.batch``, Monte Carlo sampling), the pooled
+with ``pattern=A'`` and ``node_mask`` of the pooled nodes. Being itself an ``(init_fn,
+apply_fn, kernel_fn)`` triple, it composes with ``serial``/``parallel``/``FanOut`` and
+nests: a second ``StructurePool`` inside ``then`` coarsens :math:`A'` in turn, with no
+extra per-level keyword argument (a precomputed ``S`` passed as a kwarg would need one
+per level). :math:`S` is computed with NumPy on the host, through ``jax.pure_callback``
+when the inputs are traced (``jit``, Monte Carlo sampling); :func:`coarsen` precomputes
+the same ``S`` and pooled batch for inspection. So that shapes stay static, the pooled
 graph keeps the padded node count :math:`N`: cluster :math:`k` of graph :math:`b` sits in
 row :math:`k < K_b` and rows :math:`K_b..N-1` are padding, marked in the ``node_mask``
-handed to the wrapped layers (and in NT's mask when the input used ``mask_constant``). :math:`S` is computed
-with NumPy on the host (through ``jax.pure_callback`` when the pattern is traced); it is
-a pure function of the graph, so :func:`coarsen` can also precompute it for inspection.
+handed to the wrapped layers (and in NT's mask when the input used ``mask_constant``).
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ from scipy.sparse.csgraph import shortest_path
 
 from graph_ntk.data.batch import GraphBatch
 from graph_ntk.layers.aggregate import Aggregate, real_nodes
+from graph_ntk.layers.pooling._base import check_dense_pattern, check_nodes, on_host, pair, unpack
 from graph_ntk.layers.pooling.global_pool import GlobalMeanPool, GlobalSumPool
 from graph_ntk.layers.scale import Scale
 
@@ -286,7 +290,7 @@ def coarsen(batch: GraphBatch, method: Method, **options: Any) -> tuple[np.ndarr
     return s, GraphBatch(x, counts, adjacency=a)
 
 
-def pool_kernel(kernel: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
+def pool_kernel(kernel: jnp.ndarray, s1: jnp.ndarray, s2: jnp.ndarray) -> jnp.ndarray:
     r"""Pool a node-level kernel: :math:`K'_{ab} = S_{1,a}^\top K_{ab} S_{2,b}`.
 
     ``kernel`` is ``(B1, B2, N1, N2)``, ``s1`` ``(B1, N1, K1)``, ``s2`` ``(B2, N2, K2)``.
@@ -299,53 +303,19 @@ def pool_kernel(kernel: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> np.ndarra
 
 
 # ----------------------------------------------------------------- the stax combinator
-def _unpack(inputs, mask_constant):
-    """``(values, nt_mask)`` from an array (padding = ``mask_constant``) or a ``MaskedArray``.
-
-    The layer is not wrapped by ``stax.supports_masking`` because its output mask (the
-    pooled graph's) depends on the ``pattern``, which a ``mask_fn`` never sees.
-    """
-    if isinstance(inputs, stax.MaskedArray):
-        return inputs.masked_value, inputs.mask
-    x = jnp.asarray(inputs)
-    if mask_constant is None:
-        return x, None
-    mask = jnp.isnan(x) if math.isnan(mask_constant) else x == mask_constant
-    return jnp.where(mask, 0.0, x), mask
-
-
-def _check_pattern(pattern, batch: int, n: int) -> None:
-    if pattern is None:
-        raise ValueError("StructurePool needs the graph: pass pattern=adjacency of shape (batch, N, N)")
-    if jnp.ndim(pattern) != 3 or tuple(jnp.shape(pattern)) != (batch, n, n):
-        raise ValueError(f"StructurePool needs a dense (batch={batch}, {n}, {n}) adjacency pattern, got shape "
-                         f"{jnp.shape(pattern)}; convert edge lists with GraphBatch.to_dense()")
-
-
-def _assignment(pattern, real, dtype, method: str, options: dict) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """``(S, A')``, both ``(B, N, N)``: NumPy directly on concrete inputs, else via a host callback."""
-    def host(p, r):
-        s, a = _coarsen_padded(p, r, method, options)
-        return s.astype(dtype), a.astype(dtype)
-
-    if not isinstance(pattern, jax.core.Tracer) and not isinstance(real, jax.core.Tracer):
-        s, a = host(np.asarray(pattern), np.asarray(real))
-        return jnp.asarray(s), jnp.asarray(a)
-    shape = jax.ShapeDtypeStruct(jnp.shape(pattern), dtype)
-    return jax.pure_callback(host, (shape, shape), pattern, real, vmap_method="sequential")
-
-
 def _pool_graph(pattern, node_mask, nt_mask, batch: int, n: int, dtype, method: str, options: dict):
     """``(S, A', pooled node_mask (B, N), pooled NT mask (B, N, 1) or None)``."""
-    _check_pattern(pattern, batch, n)
+    check_dense_pattern(pattern, batch, n, "StructurePool")
     real = real_nodes(node_mask, nt_mask, batch, n, dtype) > 0
-    s, a = _assignment(pattern, real, dtype, method, options)
+
+    def host(p, r):
+        s_host, a_host = _coarsen_padded(p, r, method, options)
+        return s_host.astype(dtype), a_host.astype(dtype)
+
+    shape = jax.ShapeDtypeStruct((batch, n, n), dtype)
+    s, a = on_host(host, (shape, shape), pattern, real)
     pooled_real = jnp.any(s != 0, axis=1)  # a cluster exists iff it has a member
     return s, a, pooled_real, None if nt_mask is None else ~pooled_real[:, :, None]
-
-
-def _pair(value):
-    return value if isinstance(value, tuple) else (value, value)
 
 
 _SPATIAL = stax.Diagonal(input=stax.Bool.NO, output=stax.Bool.NO)
@@ -364,9 +334,9 @@ def StructurePool(method: Method, then=None, **options: Any):
     Args:
         method: ``'graclus'``, ``'ndp'`` or ``'kmis'``.
         then: the layers that follow on the pooled graph, an ``(init_fn, apply_fn,
-            kernel_fn)`` triple (e.g. ``stax.serial(Aggregate(), stax.Relu(),
-            GlobalSumPool())``); ``None`` returns the pooled node features (as
-            ``stax.Identity()``).
+            kernel_fn)`` triple (e.g. ``stax.serial(Aggregate(), stax.Dense(512),
+            stax.Relu(), GlobalSumPool())``); ``None`` returns the pooled node features
+            (as ``stax.Identity()``).
         **options: ``k`` for ``'kmis'`` (hop distance, default 1), ``threshold`` for
             ``'ndp'`` (Kron-reduction sparsification, default ``1e-2``).
 
@@ -390,9 +360,8 @@ def StructurePool(method: Method, then=None, **options: Any):
         return then_init(rng, input_shape)
 
     def apply_fn(params, inputs, *, pattern=None, node_mask=None, mask_constant=None, **kwargs):
-        x, nt_mask = _unpack(inputs, mask_constant)
-        if x.ndim != 3:
-            raise ValueError(f"StructurePool expects node features (batch, nodes, channels), got shape {x.shape}")
+        x, nt_mask = unpack(inputs, mask_constant)
+        check_nodes(x, "StructurePool")
         batch, n, _ = x.shape
         s, a, pooled_real, pooled_nt_mask = _pool_graph(pattern, node_mask, nt_mask, batch, n, x.dtype,
                                                         method, options)
@@ -403,11 +372,11 @@ def StructurePool(method: Method, then=None, **options: Any):
 
     @stax.requires(batch_axis=0, channel_axis=-1, diagonal_spatial=_SPATIAL)
     def kernel_fn(k: Kernel, *, pattern=(None, None), node_mask=(None, None), **kwargs) -> Kernel:
-        p1, p2 = _pair(pattern)
+        p1, p2 = pair(pattern)
         if p1 is None or p2 is None:
             raise ValueError("StructurePool's kernel needs both graphs: kernel_fn(x1, x2, pattern=(p1, p2)); "
                              "for x2=None pass pattern=(p1, p1)")
-        m1, m2 = _pair(node_mask)
+        m1, m2 = pair(node_mask)
         b1, b2, n1, n2 = k.nngp.shape
         dtype = k.nngp.dtype
         s1, a1, real1, nt1 = _pool_graph(p1, m1, k.mask1, b1, n1, dtype, method, options)
@@ -476,8 +445,8 @@ def hierarchical_gntk(
     pool = GlobalSumPool if readout == "sum" else GlobalMeanPool
 
     def block():
-        return [Aggregate(aggregation, add_self_loops=True)] + [stax.Relu(), stax.Dense(width, W_std=math.sqrt(2.0))] * (
-            num_mlp_layers - 1) + [stax.Relu()]
+        mlp = [stax.Relu(), stax.Dense(width, W_std=math.sqrt(2.0))] * (num_mlp_layers - 1)
+        return [Aggregate(aggregation, add_self_loops=True), *mlp, stax.Relu()]
 
     def out_dense():
         return stax.Dense(width, W_std=math.sqrt(2.0))
