@@ -16,18 +16,15 @@ Kernel rules of the ops (``K`` NNGP, :math:`\Theta` NTK, :math:`C` the aggregati
 operator with :math:`h' = C^\top h`, input :math:`K^{(0)} = x x^\top / F`,
 :math:`\Theta^{(0)} = 0`):
 
-=================  ==============================================================
-op                 rule
-=================  ==============================================================
-``DenseOp``        :math:`K' = \sigma_w^2 K + \sigma_b^2`, :math:`\Theta' = K' + \sigma_w^2 \Theta`
-``AggregateOp``    :math:`K' = C^\top K C`, :math:`\Theta' = C^\top \Theta C`
-``ReluOp``         arc-cosine: :math:`K'_{ij} = \frac{\sqrt{K_{ii}K_{jj}}}{2\pi}(\sin\theta_{ij} + (\pi-\theta_{ij})\cos\theta_{ij})`,
-                   :math:`\Theta' = \Theta \odot \dot K`, :math:`\dot K_{ij} = \frac{\pi - \theta_{ij}}{2\pi}`
-                   (the :math:`+K` of the usual NTK recursion comes from the next ``DenseOp``)
-``ScaleOp(c)``     :math:`K' = c^2 K`, :math:`\Theta' = c^2 \Theta`
-``BranchOp``       same input to every branch; ``'sum'`` adds the branch kernels,
-                   ``'concat'`` (channels) averages them weighted by branch width
-=================  ==============================================================
+* ``DenseOp``: :math:`K' = \sigma_w^2 K + \sigma_b^2`, :math:`\Theta' = K' + \sigma_w^2 \Theta`;
+* ``AggregateOp``: :math:`K' = C^\top K C`, :math:`\Theta' = C^\top \Theta C`;
+* ``ReluOp`` (arc-cosine kernel): with :math:`\cos\theta_{ij} = K_{ij} / \sqrt{K_{ii}K_{jj}}`,
+  :math:`K'_{ij} = \frac{\sqrt{K_{ii}K_{jj}}}{2\pi}\big(\sin\theta_{ij} + (\pi-\theta_{ij})\cos\theta_{ij}\big)`,
+  :math:`\Theta' = \Theta \odot \dot K`, :math:`\dot K_{ij} = \frac{\pi - \theta_{ij}}{2\pi}` (the
+  :math:`+K` of the usual NTK recursion comes from the next ``DenseOp``);
+* ``ScaleOp(c)``: :math:`K' = c^2 K`, :math:`\Theta' = c^2 \Theta`;
+* ``BranchOp``: the same input goes to every branch; ``'sum'`` adds the branch kernels,
+  ``'concat'`` (along channels) averages them weighted by branch width.
 
 ``BranchOp(..., 'sum')`` is exact only when the summed branches are independent
 mean-zero Gaussian processes (at most one branch free of a fresh ``DenseOp``); the
