@@ -36,7 +36,34 @@ _EXPORTS = {
     "GlobalSumPool": "graph_ntk.layers",
     "Scale": "graph_ntk.layers",
     "gntk": "graph_ntk.models",
+    "gcn": "graph_ntk.models",
+    "gin": "graph_ntk.models",
+    "sage": "graph_ntk.models",
+    "gcnii": "graph_ntk.models",
+    "node_kernel": "graph_ntk.models",
+    "exact_node_kernel": "graph_ntk.kernels.node_kernel",
+    "lowrank_node_kernel": "graph_ntk.kernels.node_kernel",
+    "node_gp": "graph_ntk.node_gp",
+    "node_gp_classify": "graph_ntk.node_gp",
+    "monte_carlo_kernel": "graph_ntk.monte_carlo",
+    "GNTK": "graph_ntk.gram",
+    "gram": "graph_ntk.gram",
+    "GraphKernelTransformer": "graph_ntk.evaluation",
+    "evaluate": "graph_ntk.evaluation",
+    "svm_paper_protocol": "graph_ntk.evaluation",
+    "svm_nested_cv": "graph_ntk.evaluation",
+    "gp_nested_cv": "graph_ntk.evaluation",
+    "load_gin": "graph_ntk.datasets",
+    "load_tu": "graph_ntk.datasets",
+    "load_planetoid": "graph_ntk.datasets",
+    "make_demo_dataset": "graph_ntk.datasets",
+    "KernelEstimate": "graph_ntk.monte_carlo",
 }
+# Every pool (global, structure-only coarsening, learned) at top level, as in PyG.
+_POOLS = ("StructurePool", "coarsen", "hierarchical_gntk", "TopKPooling", "SAGPooling", "DiffPool", "MinCutPool",
+          "DMoNPool", "JustBalancePool", "AsymCheegerCutPool", "LaPool", "SortPool", "GlobalAttentionPool",
+          "GlobalAttnSumPool", "MemPooling")
+_EXPORTS.update({name: "graph_ntk.layers.pooling" for name in _POOLS})
 
 __all__ = sorted(_EXPORTS)
 
