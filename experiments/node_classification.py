@@ -5,7 +5,7 @@ and each architecture, the exact node NNGP and NTK are computed with
 :func:`graph_ntk.kernels.node_kernel.exact_node_kernel` (only the block
 ``K[train ∪ val ∪ test][:, train]`` at the last layer) and used for GP / kernel regression
 on one-hot labels, the ridge chosen on the validation nodes
-(:func:`graph_ntk.node_gp.node_gp_select`). These runs are deterministic: no random
+(:func:`graph_ntk.node_inference.node_gp_select`). These runs are deterministic: no random
 weights, no random splits, so one run each. The Nyström low-rank GCN kernel has random
 (or k-means++-seeded) landmarks and is reported over 10 seeds (mean ± std).
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from graph_ntk.datasets.planetoid import load_planetoid
 from graph_ntk.models.node import gcn, gcnii, gin, sage
-from graph_ntk.node_gp import DEFAULT_REGS, node_gp
+from graph_ntk.node_inference import DEFAULT_REGS, node_gp
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets" / "planetoid"

@@ -65,7 +65,7 @@ import numpy as np
 
 from graph_ntk.datasets import load_gin
 from graph_ntk.evaluation import svm_nested_cv, svm_paper_protocol
-from graph_ntk.gram import GNTK, gram
+from graph_ntk.engine import GNTK, gram
 
 HERE = Path(__file__).resolve().parent
 
@@ -170,7 +170,7 @@ def write_markdown(results: list[dict], path: Path) -> None:
     lines = [
         "# GNTK on the TU benchmarks",
         "",
-        "Produced by `experiments/tu_gntk.py` (exact GNTK Gram matrices from `graph_ntk.gram` with the "
+        "Produced by `experiments/tu_gntk.py` (exact GNTK Gram matrices from `graph_ntk.engine` with the "
         "colour engine; SVMs from `graph_ntk.evaluation`). GIN-format data and the 10 folds of "
         "`../shared/datasets/gin`; node degrees as tags for IMDB. Accuracy in %, mean ± std over the "
         "10 folds.",

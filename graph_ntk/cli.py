@@ -144,7 +144,7 @@ def _load_dataset(args: argparse.Namespace):
 
 
 def _cmd_gram(args: argparse.Namespace) -> int:
-    from graph_ntk.gram import GNTK, gram
+    from graph_ntk.engine import GNTK, gram
 
     if args.output.suffix != ".npy":
         raise _UsageError(f"--output must end in .npy, got {args.output}")
@@ -200,7 +200,7 @@ def _cmd_svm(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from graph_ntk.datasets import make_demo_dataset
     from graph_ntk.evaluation import evaluate
-    from graph_ntk.gram import GNTK, gram
+    from graph_ntk.engine import GNTK, gram
 
     t0 = time.perf_counter()
     ds = make_demo_dataset(args.n_graphs)

@@ -1,7 +1,7 @@
 r"""Graph classification with a precomputed graph kernel: SVM and GP protocols, and a
 scikit-learn transformer.
 
-Given a Gram matrix :math:`K` (e.g. from :func:`graph_ntk.gram.gram`), labels ``y`` and
+Given a Gram matrix :math:`K` (e.g. from :func:`graph_ntk.engine.gram`), labels ``y`` and
 cross-validation ``folds``:
 
 * :func:`svm_paper_protocol` -- the GNTK paper's protocol (Du et al. 2019, ``search.py``):
@@ -22,7 +22,7 @@ is not positive), which only moves the optimal ``C`` into the grid; and ``'cosin
 
 Example:
     >>> from graph_ntk.datasets import make_demo_dataset  # doctest: +SKIP
-    >>> from graph_ntk.gram import GNTK, gram  # doctest: +SKIP
+    >>> from graph_ntk.engine import GNTK, gram  # doctest: +SKIP
     >>> ds = make_demo_dataset(100)  # doctest: +SKIP
     >>> K = gram(GNTK(), ds, progress=False)  # doctest: +SKIP
     >>> print(evaluate(K, ds.y, ds.folds, name="demo").to_markdown())  # doctest: +SKIP
@@ -471,12 +471,12 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
     ``fit_transform`` computes the training Gram once.
 
     Args:
-        model: a :class:`graph_ntk.gram.GNTK` or a ``kernel_fn`` (see :func:`graph_ntk.gram.gram`);
+        model: a :class:`graph_ntk.engine.GNTK` or a ``kernel_fn`` (see :func:`graph_ntk.engine.gram`);
             ``None`` means ``GNTK()``.
         get: ``'ntk'`` or ``'nngp'``.
         normalize: cosine normalisation :math:`k(G,G')/\\sqrt{k(G,G)k(G',G')}`.
         num_tags, dtype, method, implementation, block_size, cache_dir, config: passed to
-            :func:`graph_ntk.gram.gram`.
+            :func:`graph_ntk.engine.gram`.
 
     Example:
         >>> from sklearn.pipeline import Pipeline  # doctest: +SKIP
@@ -505,13 +505,13 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
         return kw if diagonal else {**kw, "block_size": self.block_size}
 
     def _model(self):
-        from graph_ntk.gram import GNTK
+        from graph_ntk.engine import GNTK
 
         return GNTK() if self.model is None else self.model
 
     def fit(self, X: Any, y: Any = None) -> "GraphKernelTransformer":
         """Store the training graphs (and their self-kernels when ``normalize``)."""
-        from graph_ntk.gram import gram_diagonal
+        from graph_ntk.engine import gram_diagonal
 
         self.train_graphs_ = _graphs_of(X)
         self.n_features_in_ = len(self.train_graphs_)
@@ -521,7 +521,7 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
         """``fit(X).transform(X)``, computing the training Gram only once."""
-        from graph_ntk.gram import gram
+        from graph_ntk.engine import gram
 
         self.train_graphs_ = _graphs_of(X)
         self.n_features_in_ = len(self.train_graphs_)
@@ -534,7 +534,7 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
 
     def transform(self, X: Any) -> np.ndarray:
         """The kernel between ``X`` and the training graphs, ``(len(X), n_train)``."""
-        from graph_ntk.gram import gram, gram_diagonal
+        from graph_ntk.engine import gram, gram_diagonal
 
         if not hasattr(self, "train_graphs_"):
             raise ValueError("this GraphKernelTransformer is not fitted yet: call fit(train_graphs) first")

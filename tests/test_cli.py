@@ -14,7 +14,7 @@ import pytest
 
 from graph_ntk.cli import main
 from graph_ntk.datasets import load_gin
-from graph_ntk.gram import GNTK, gram
+from graph_ntk.engine import GNTK, gram
 
 REPO = Path(__file__).resolve().parents[1]
 

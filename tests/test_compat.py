@@ -69,3 +69,13 @@ def test_neural_tangents_core_apis_work():
     assert nt.monte_carlo_kernel_fn(init_fn, apply_fn, jax.random.PRNGKey(2), 2)(x, None, "nngp").shape == (4, 4)
     predict = nt.predict.gradient_descent_mse_ensemble(kernel_fn, x, jnp.ones((4, 1)), diag_reg=1e-3)
     assert predict(None, x, "ntk").shape == (4, 1)
+
+
+def test_public_names_are_the_documented_objects():
+    # A submodule named like a public function would shadow it once imported elsewhere.
+    import graph_ntk
+    import graph_ntk.engine  # noqa: F401
+    import graph_ntk.node_inference  # noqa: F401
+
+    for name in graph_ntk.__all__:
+        assert not isinstance(getattr(graph_ntk, name), type(graph_ntk)), name

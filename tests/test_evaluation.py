@@ -22,7 +22,7 @@ from graph_ntk.evaluation import (
     svm_nested_cv,
     svm_paper_protocol,
 )
-from graph_ntk.gram import GNTK, gram
+from graph_ntk.engine import GNTK, gram
 
 GRID = np.logspace(-2, 4, 7)
 

@@ -1,4 +1,4 @@
-"""graph_ntk.gram: colour path == node path, bucketing == one padded batch, caching, resume."""
+"""graph_ntk.engine: colour path == node path, bucketing == one padded batch, caching, resume."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 from neural_tangents import stax
 
 from graph_ntk import Aggregate, Graph, GraphBatch, GlobalSumPool, kernel_kwargs
-from graph_ntk import gram as gram_mod
+from graph_ntk import engine as gram_mod
 from graph_ntk.datasets import load_gin, make_demo_dataset
-from graph_ntk.gram import GNTK, BucketPlan, cache_key, gram, gram_diagonal, plan_buckets, save_npy_atomic
+from graph_ntk.engine import GNTK, BucketPlan, cache_key, gram, gram_diagonal, plan_buckets, save_npy_atomic
 
 
 def rel_err(a: np.ndarray, b: np.ndarray) -> float:
@@ -251,7 +251,7 @@ def test_blocks_spread_over_several_devices(tmp_path):
         "import jax, numpy as np\n"
         "import graph_ntk\n"
         "from graph_ntk.datasets import make_demo_dataset\n"
-        "from graph_ntk.gram import GNTK, gram\n"
+        "from graph_ntk.engine import GNTK, gram\n"
         "assert len(jax.devices()) == 2\n"
         "ds = make_demo_dataset(24)\n"
         "nodes = gram(GNTK(2, 1), ds, method='nodes', block_size=4, progress=False)\n"

@@ -28,7 +28,7 @@ from graph_ntk.models.node import (
     node_kernel,
     sage,
 )
-from graph_ntk.node_gp import gp_posterior_mean, node_gp, node_gp_classify, node_gp_select
+from graph_ntk.node_inference import gp_posterior_mean, node_gp, node_gp_classify, node_gp_select
 
 jax.config.update("jax_enable_x64", True)
 # NT warns on every FanIn that it cannot verify branch independence; the presets ensure it

@@ -15,7 +15,7 @@ def test_readme_examples_run(capsys, monkeypatch, shared_dir):
         exec(compile(code, "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "(3, 1) (3, 3)" in out
-    assert "| MUTAG | paper |" in out
+    assert "| MUTAG | paper SVM" in out
 
 
 def test_ci_runs_the_readme_test_command():

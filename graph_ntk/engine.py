@@ -93,7 +93,7 @@ _DTYPES = ("float32", "float64")
 _METHODS = ("auto", "colour", "nodes")
 _IMPLEMENTATIONS = ("DENSE", "SPARSE")
 # Bump when the meaning of a cached block changes, so old caches are never read.
-_CACHE_VERSION = "graph_ntk.gram/1"
+_CACHE_VERSION = "graph_ntk.engine/1"
 # Rough costs on a 2-core CPU for GNTK(4, 2) (float64): seconds per unit of padded work
 # N1*N2*(N1+N2) for one graph pair, and seconds to compile one block shape. They only steer
 # the choice of bucket boundaries, never the result.
