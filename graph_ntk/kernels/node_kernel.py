@@ -51,7 +51,17 @@ from typing import Literal, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from graph_ntk.models.node import AggregateOp, BranchOp, DenseOp, NodeNetwork, Op, Program, ReluOp, ScaleOp
+from graph_ntk.models.node import (
+    AggregateOp,
+    BranchOp,
+    DenseOp,
+    NodeNetwork,
+    Op,
+    Program,
+    ReluOp,
+    ScaleOp,
+    check_node_graph,
+)
 
 __all__ = [
     "LowRankNodeKernel",
@@ -119,19 +129,6 @@ def _arccos(k: np.ndarray, d_rows: np.ndarray, d_cols: np.ndarray, ntk: np.ndarr
     k_dot = (np.pi - angle) / (2 * np.pi)
     new = root / (2 * np.pi) + k_dot * k
     return new, None if ntk is None else ntk * k_dot
-
-
-def _check_graph(x, edge_index, edge_weight):
-    if x.ndim != 2:
-        raise ValueError(f"x must be (num_nodes, features), got shape {x.shape}")
-    edge_index = np.asarray(edge_index)
-    if edge_index.ndim != 2 or edge_index.shape[0] != 2:
-        raise ValueError(f"edge_index must have shape (2, num_edges), got {edge_index.shape}")
-    if edge_index.size and (edge_index.min() < 0 or edge_index.max() >= x.shape[0]):
-        raise ValueError(f"edge_index refers to nodes outside 0..{x.shape[0] - 1}")
-    if edge_weight is not None and np.shape(edge_weight) != (edge_index.shape[1],):
-        raise ValueError(f"edge_weight must have shape ({edge_index.shape[1]},), got {np.shape(edge_weight)}")
-    return edge_index
 
 
 def _check_get(get: str | Sequence[str]) -> tuple[str, ...]:
@@ -367,7 +364,7 @@ def exact_node_kernel(
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     x = x.astype(dtype).tocsr() if sp.issparse(x) else np.asarray(x, dtype)
-    edge_index = _check_graph(x, edge_index, edge_weight)
+    edge_index = check_node_graph(x, edge_index, edge_weight)
     n, f = x.shape
     blocked = rows is not None or cols is not None
     rows, cols = _index(rows, n, "rows"), _index(cols, n, "cols")
@@ -606,7 +603,7 @@ def lowrank_node_kernel(
     if not jitter >= 0:
         raise ValueError(f"jitter must be non-negative, got {jitter!r}")
     x = x.astype(dtype).tocsr() if sp.issparse(x) else np.asarray(x, dtype)
-    edge_index = _check_graph(x, edge_index, edge_weight)
+    edge_index = check_node_graph(x, edge_index, edge_weight)
     n, f = x.shape
     if landmarks is None:
         landmarks = select_landmarks(x, num_landmarks, landmark_method, seed)

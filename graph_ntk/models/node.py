@@ -336,6 +336,21 @@ def gcnii(
 
 
 # --------------------------------------------------------------------------- kernels via stax
+def check_node_graph(x: np.ndarray, edge_index, edge_weight=None) -> np.ndarray:
+    """Validate one graph's ``(N, F)`` features, ``(2, E)`` arcs and optional weights; return the arcs."""
+    if x.ndim != 2:
+        raise ValueError(f"x must be (num_nodes, features), got shape {x.shape}")
+    edge_index = np.asarray(edge_index)
+    if edge_index.ndim != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"edge_index must have shape (2, num_edges), got {edge_index.shape}")
+    if edge_index.size and (edge_index.min() < 0 or edge_index.max() >= x.shape[0]):
+        raise ValueError(f"edge_index refers to nodes outside 0..{x.shape[0] - 1}")
+    if edge_weight is not None and np.shape(edge_weight) != (edge_index.shape[1],):
+        raise ValueError(f"edge_weight must have shape ({edge_index.shape[1]},), got {np.shape(edge_weight)}")
+    return edge_index
+
+
+
 def node_kernel(
     kernel_fn,
     x: np.ndarray | sp.spmatrix,
@@ -368,13 +383,7 @@ def node_kernel(
         (3, 3)
     """
     x = np.asarray(x.toarray() if sp.issparse(x) else x)
-    if x.ndim != 2:
-        raise ValueError(f"x must be (num_nodes, features), got shape {x.shape}")
-    edge_index = np.asarray(edge_index)
-    if edge_index.ndim != 2 or edge_index.shape[0] != 2:
-        raise ValueError(f"edge_index must have shape (2, num_edges), got {edge_index.shape}")
-    if edge_index.size and (edge_index.min() < 0 or edge_index.max() >= x.shape[0]):
-        raise ValueError(f"edge_index refers to nodes outside 0..{x.shape[0] - 1}")
+    edge_index = check_node_graph(x, edge_index, edge_weight)
     pattern = edge_index.T[None].astype(np.int32)
     kwargs = {"pattern": (pattern, pattern)}
     if edge_weight is not None:
