@@ -409,6 +409,9 @@ class _ColourEngine:
             gntk_gram_colour, num_blocks=model.num_blocks, num_mlp_layers=model.num_mlp_layers,
             aggregation=model.aggregation, jumping_knowledge=model.jumping_knowledge, readout=model.readout,
             dtype=np.dtype(dtype), progress=progress)
+        # When the engine draws its own per-depth bars, the outer pair bar would only
+        # jump from 0 to 100% underneath them.
+        self.shows_progress = progress
         self.gets = gets
         self.graphs = {"a": graphs1, "b": graphs2}
 
@@ -850,7 +853,9 @@ def _run_blocks(job: _Job, tasks: list[tuple[_Chunk, _Chunk]], place: Callable, 
     engine = job.make_engine()
     slots = len(getattr(engine, "devices", ())) or 1
     total = sum(pairs(ca, cb) for ca, cb in tasks)
-    with tqdm(total=total, initial=done_pairs, unit="pair", unit_scale=True, desc="gram", disable=not progress,
+    own_bars = getattr(engine, "shows_progress", False)
+    with tqdm(total=total, initial=done_pairs, unit="pair", unit_scale=True, desc="gram",
+              disable=not progress or own_bars,
               smoothing=0.1, dynamic_ncols=True) as bar:
         for start in range(0, len(todo), slots):
             wave = todo[start:start + slots]
