@@ -619,6 +619,11 @@ def _prepare(model, graphs, graphs2, *, get, num_tags, dtype, block_size, method
     tags = _resolve_num_tags(num_tags, (tags1, tags2), all_graphs)
     input_dim = _input_dim(all_graphs, tags)
 
+    architecture = getattr(model, "architecture", None)
+    if isinstance(model, tuple) and isinstance(architecture, dict) and architecture.get("input_dim") == input_dim:
+        # A graph_ntk.gntk(...) triple built for these one-hot features: the same kernel as
+        # the GNTK description, so it can use the colour engine too.
+        model = GNTK(**{k: v for k, v in architecture.items() if k != "input_dim"})
     if isinstance(model, GNTK):
         kernel_fn = None
         settings: dict[str, Any] = model.config()

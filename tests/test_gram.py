@@ -54,6 +54,22 @@ def test_colour_path_equals_node_path(mutag, implementation, model):
         assert rel_err(c, n) < 1e-8
 
 
+def test_gntk_stax_triple_uses_the_colour_engine(mutag, monkeypatch):
+    import graph_ntk as gn
+
+    graphs = mutag.graphs[:12]
+    reference = gram(GNTK(2, 2, "mean"), graphs, num_tags=mutag.num_tags, progress=False)
+    triple = gn.gntk(2, 2, "mean", input_dim=mutag.num_tags)
+    monkeypatch.setattr(gram_mod._NodeEngine, "dispatch", lambda *a: pytest.fail("node path used"))
+    np.testing.assert_allclose(gram(triple, graphs, num_tags=mutag.num_tags, progress=False), reference, rtol=1e-12)
+    monkeypatch.undo()
+    # built for twice the feature dimension: weight variance 2d doubles the input kernel and
+    # the ReLU kernel is 1-homogeneous, so the Gram doubles; the node path must compute it
+    other = gn.gntk(2, 2, "mean", input_dim=2 * mutag.num_tags)
+    np.testing.assert_allclose(gram(other, graphs, num_tags=mutag.num_tags, progress=False), 2 * reference,
+                               rtol=1e-8)
+
+
 def test_auto_picks_colour_only_where_it_is_exact(demo, monkeypatch):
     calls = []
     monkeypatch.setattr(gram_mod._ColourEngine, "dispatch",

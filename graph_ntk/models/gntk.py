@@ -42,6 +42,22 @@ from graph_ntk.layers import Aggregate, GlobalMeanPool, GlobalSumPool
 from graph_ntk.layers.scale import Scale
 
 
+class GNTKNetwork(tuple):
+    """The ``(init_fn, apply_fn, kernel_fn)`` triple returned by :func:`gntk`.
+
+    A plain tuple (unpack it, or pass it to ``stax.serial``) that also remembers the
+    arguments it was built with in ``architecture``, so that :func:`graph_ntk.gram` can
+    compute its Gram with the exact colour-compressed engine.
+    """
+
+    architecture: dict
+
+    def __new__(cls, triple, architecture: dict) -> "GNTKNetwork":
+        network = super().__new__(cls, triple)
+        network.architecture = architecture
+        return network
+
+
 def gntk(
     num_blocks: int = 4,
     num_mlp_layers: int = 2,
@@ -68,8 +84,10 @@ def gntk(
         implementation: ``Aggregate`` implementation, ``'DENSE'`` or ``'SPARSE'``.
 
     Returns:
-        ``(init_fn, apply_fn, kernel_fn)``; ``kernel_fn(..., 'ntk')`` is the GNTK and
-        ``'nngp'`` the GNNGP.
+        ``(init_fn, apply_fn, kernel_fn)`` (a :class:`GNTKNetwork`); ``kernel_fn(..., 'ntk')``
+        is the GNTK and ``'nngp'`` the GNNGP. ``graph_ntk.gram`` computes its Gram with the
+        exact colour engine when the graphs' features are one-hot node labels of dimension
+        ``input_dim``.
 
     Example:
         >>> from graph_ntk import Graph, GraphBatch, kernel_kwargs
@@ -99,11 +117,13 @@ def gntk(
     out_dense = lambda: stax.Dense(width, W_std=math.sqrt(2.0))  # noqa: E731
     in_dense = lambda: stax.Dense(width, W_std=math.sqrt(input_dim))  # noqa: E731
 
+    architecture = dict(num_blocks=num_blocks, num_mlp_layers=num_mlp_layers, aggregation=aggregation,
+                        jumping_knowledge=jumping_knowledge, readout=readout, input_dim=input_dim)
     if not jumping_knowledge:
         layers = [in_dense()]
         for _ in range(num_blocks):
             layers += body + [out_dense()]
-        return stax.serial(*layers, pool, Scale(math.sqrt(2.0)))
+        return GNTKNetwork(stax.serial(*layers, pool, Scale(math.sqrt(2.0))), architecture)
 
     # Built from the last level backwards: each level forks into "read out here" and
     # "continue", and the pooled readouts of all levels are summed. (NT warns at kernel
@@ -113,5 +133,7 @@ def gntk(
         rest = stax.serial(*body, stax.FanOut(2),
                            stax.parallel(stax.serial(out_dense(), pool), stax.serial(out_dense(), rest)),
                            stax.FanInSum())
-    return stax.serial(stax.FanOut(2), stax.parallel(stax.serial(in_dense(), pool), stax.serial(in_dense(), rest)),
-                       stax.FanInSum(), Scale(math.sqrt(2.0)))
+    return GNTKNetwork(
+        stax.serial(stax.FanOut(2), stax.parallel(stax.serial(in_dense(), pool), stax.serial(in_dense(), rest)),
+                    stax.FanInSum(), Scale(math.sqrt(2.0))),
+        architecture)
