@@ -48,6 +48,7 @@ _EXPORTS = {
     "monte_carlo_kernel": "graph_ntk.monte_carlo",
     "GNTK": "graph_ntk.engine",
     "gram": "graph_ntk.engine",
+    "gram_diagonal": "graph_ntk.engine",
     "GraphKernelTransformer": "graph_ntk.evaluation",
     "evaluate": "graph_ntk.evaluation",
     "svm_paper_protocol": "graph_ntk.evaluation",

@@ -186,6 +186,10 @@ def _resolve_num_tags(num_tags: int | None, dataset_tags: Iterable[int | None], 
     if num_tags is not None:
         if isinstance(num_tags, bool) or not isinstance(num_tags, (int, np.integer)) or num_tags < 1:
             raise ValueError(f"num_tags must be a positive integer, got {num_tags!r}")
+        top = max((int(g.node_labels.max()) for g in graphs if g.node_labels is not None), default=-1)
+        if top >= num_tags:
+            raise ValueError(f"num_tags={num_tags} but a graph has node label {top}; labels must lie in "
+                             f"[0, num_tags): raise num_tags or renumber the labels")
         return int(num_tags)
     known = [t for t in dataset_tags if t is not None]
     graphs = list(graphs)
@@ -198,11 +202,17 @@ def _resolve_num_tags(num_tags: int | None, dataset_tags: Iterable[int | None], 
 
 
 def _input_dim(graphs: Sequence[Graph], num_tags: int | None) -> int:
-    g = graphs[0]
-    dim = (num_tags if g.node_labels is not None and num_tags is not None else 0) + (0 if g.x is None else g.x.shape[1])
-    if dim == 0:
-        raise ValueError("graphs carry neither node_labels nor features x; give one of them")
-    return dim
+    """The node-feature dimension (one-hot labels, then x), which every graph must share."""
+    def dim(g: Graph) -> int:
+        return (num_tags if g.node_labels is not None and num_tags is not None else 0) + (0 if g.x is None else g.x.shape[1])
+
+    dims = {dim(g) for g in graphs}
+    if 0 in dims:
+        raise ValueError("some graphs carry neither node_labels nor features x; give one of them to every graph")
+    if len(dims) > 1:
+        raise ValueError(f"graphs (and graphs2) have different node-feature dimensions {sorted(dims)}: give every "
+                         "graph the same kind of node information (labels, features x, or both)")
+    return dims.pop()
 
 
 def _normalise_get(get: str | Sequence[str]) -> tuple[tuple[str, ...], bool]:

@@ -64,6 +64,7 @@ def test_kernel_kwargs_pairs():
     (lambda: Graph(2, np.array([0, 1])), r"shape \(2, num_edges\)"),
     (lambda: Graph(2, np.zeros((2, 0), int), x=np.array([[np.nan], [1.0]])), "NaN"),
     (lambda: Graph(2, np.zeros((2, 0), int), x=np.ones((3, 1))), r"x must have shape \(2, num_features\)"),
+    (lambda: Graph(2, np.zeros((2, 0), int), node_labels=np.array([-1, 0])), "non-negative"),
     (lambda: Graph(2, np.array([[0], [1]]), edge_weight=np.ones(2)), "edge_weight"),
     (lambda: GraphBatch.from_graphs([]), "graphs is empty"),
     (lambda: GraphBatch.from_graphs(two_graphs(), n_max=2), "n_max=2"),

@@ -279,3 +279,13 @@ def test_blocks_spread_over_several_devices(tmp_path):
     run = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert float(run.stdout.strip().splitlines()[-1]) < 1e-8
+
+
+def test_inconsistent_node_information_is_rejected():
+    tri = np.array([[0, 1, 1, 2, 2, 0], [1, 0, 2, 1, 0, 2]])
+    labelled = Graph(3, tri, node_labels=np.array([0, 1, 1]))
+    featured = Graph(3, tri, x=np.ones((3, 3)))
+    with pytest.raises(ValueError, match="different node-feature dimensions"):
+        gram(GNTK(2, 1), [labelled], [featured], progress=False)
+    with pytest.raises(ValueError, match="num_tags=1 but a graph has node label 1"):
+        gram(GNTK(2, 1), [labelled], num_tags=1, progress=False)

@@ -51,6 +51,9 @@ class Graph:
             lab = np.asarray(self.node_labels)
             if lab.shape != (n,) or not np.issubdtype(lab.dtype, np.integer):
                 raise ValueError(f"node_labels must be {n} integers, got shape {lab.shape}, dtype {lab.dtype}")
+            if lab.size and lab.min() < 0:
+                raise ValueError(f"node_labels must be non-negative integer tags, got {int(lab.min())}; "
+                                 "renumber them to 0..num_tags-1")
             object.__setattr__(self, "node_labels", lab.astype(np.int64))
         if self.x is not None:
             x = np.asarray(self.x, dtype=np.float64)
