@@ -19,7 +19,11 @@ one-line ``graph-ntk: error: ...`` on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -143,6 +147,17 @@ def _load_dataset(args: argparse.Namespace):
     return loader(root, args.name, degree_as_tag=args.degree_as_tag)
 
 
+def _order_fingerprint(ds) -> str:
+    """Hash of the graph order by (nodes, distinct arcs): the same for GIN and TU files that
+    list the same graphs in the same order, different when a format orders them otherwise."""
+    sizes = [(g.num_nodes, len({(int(s), int(r)) for s, r in g.edge_index.T})) for g in ds.graphs]
+    return hashlib.sha256(json.dumps(sizes).encode()).hexdigest()
+
+
+def _sidecar(gram_path: Path) -> Path:
+    return gram_path.with_name(gram_path.name + ".json")
+
+
 def _cmd_gram(args: argparse.Namespace) -> int:
     from graph_ntk.engine import GNTK, gram
 
@@ -155,6 +170,11 @@ def _cmd_gram(args: argparse.Namespace) -> int:
              implementation=args.implementation.upper(), block_size=args.block_size,
              memory_limit=args.memory_limit, cache_dir=args.cache_dir, output=args.output,
              progress=not args.no_progress)
+    # Lets `graph-ntk svm` check that its labels are in the Gram's graph order.
+    info = {"dataset": ds.name, "graphs": len(ds), "order_fingerprint": _order_fingerprint(ds)}
+    with tempfile.NamedTemporaryFile("w", dir=args.output.parent, suffix=".tmp", delete=False) as f:
+        json.dump(info, f)
+    os.replace(f.name, _sidecar(args.output))
     print(f"{ds.name}: {args.kernel} Gram {K.shape[0]}x{K.shape[1]} ({args.dtype}) of {model} "
           f"in {time.perf_counter() - start:.1f} s -> {args.output}")
     return 0
@@ -186,6 +206,10 @@ def _cmd_svm(args: argparse.Namespace) -> int:
 
     ds = _load_dataset(args)
     K = _load_gram(args.gram, len(ds))
+    sidecar = _sidecar(args.gram)
+    if sidecar.is_file() and json.loads(sidecar.read_text()).get("order_fingerprint") != _order_fingerprint(ds):
+        raise ValueError(f"{args.gram} was computed for graphs in another order than {ds.name} as loaded here "
+                         f"(see {sidecar.name}); use the same --dataset-dir and --format as for 'graph-ntk gram'")
     folds, where = _folds(ds)
     protocols = ("paper", "nested", "gp") if args.gp else ("paper", "nested")
     grid = PAPER_C_GRID if args.grid == "paper" else _DEMO_C_GRID

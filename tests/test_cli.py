@@ -126,3 +126,15 @@ def test_sigkill_then_resume(shared_dir, tmp_path):
     assert len(list(cache.glob("*/*.npy"))) == 55
     uninterrupted = gram(GNTK(), load_gin(tmp_path / "data", "M40"), method="nodes", block_size=4, progress=False)
     np.testing.assert_allclose(np.load(out), uninterrupted, rtol=1e-12)
+
+
+def test_svm_refuses_a_gram_of_differently_ordered_graphs(shared_dir, tmp_path, capsys):
+    # GIN and TU list MUTAG's graphs in different orders: labels would not line up with rows.
+    datasets = shared_dir / "datasets"
+    out = tmp_path / "k.npy"
+    assert main(["gram", "--dataset-dir", str(datasets / "gin"), "--name", "MUTAG", "--blocks", "1",
+                 "--output", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["svm", "--gram", str(out), "--dataset-dir", str(datasets), "--name", "MUTAG", "--format", "tu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "another order" in err and len(err.splitlines()) == 1
