@@ -73,6 +73,24 @@ def _check_nodes(x):
 _SPATIAL = stax.Diagonal(input=stax.Bool.NO, output=stax.Bool.NO)
 
 
+def _linear_pool(mean: bool):
+    """Weighted node sum with weights 1 (sum) or 1/n_G (mean) on real nodes: exact kernel."""
+
+    def init_fn(rng, input_shape):
+        return input_shape[:1] + input_shape[2:], ()
+
+    def apply_fn(params, inputs, *, node_mask=None, mask=None, **kwargs):
+        _check_nodes(inputs)
+        w = _node_weights(node_mask, mask, inputs.shape[0], inputs.shape[1], mean, inputs.dtype)
+        return jnp.einsum("bn,bnf->bf", w, inputs)
+
+    @stax.requires(batch_axis=0, channel_axis=-1, diagonal_spatial=_SPATIAL)
+    def kernel_fn(k: Kernel, *, node_mask=(None, None), **kwargs) -> Kernel:
+        return _pool_kernel(k, node_mask, mean=mean)
+
+    return init_fn, apply_fn, kernel_fn, _pooled_mask
+
+
 @stax.layer
 @stax.supports_masking(remask_kernel=False)
 def GlobalSumPool():
@@ -86,20 +104,7 @@ def GlobalSumPool():
         >>> apply_fn((), np.ones((2, 3, 4))).shape
         (2, 4)
     """
-
-    def init_fn(rng, input_shape):
-        return input_shape[:1] + input_shape[2:], ()
-
-    def apply_fn(params, inputs, *, node_mask=None, mask=None, **kwargs):
-        _check_nodes(inputs)
-        w = _node_weights(node_mask, mask, inputs.shape[0], inputs.shape[1], False, inputs.dtype)
-        return jnp.einsum("bn,bnf->bf", w, inputs)
-
-    @stax.requires(batch_axis=0, channel_axis=-1, diagonal_spatial=_SPATIAL)
-    def kernel_fn(k: Kernel, *, node_mask=(None, None), **kwargs) -> Kernel:
-        return _pool_kernel(k, node_mask, mean=False)
-
-    return init_fn, apply_fn, kernel_fn, _pooled_mask
+    return _linear_pool(mean=False)
 
 
 @stax.layer
@@ -116,20 +121,7 @@ def GlobalMeanPool():
         >>> float(apply_fn((), np.ones((1, 3, 2)))[0, 0])
         1.0
     """
-
-    def init_fn(rng, input_shape):
-        return input_shape[:1] + input_shape[2:], ()
-
-    def apply_fn(params, inputs, *, node_mask=None, mask=None, **kwargs):
-        _check_nodes(inputs)
-        w = _node_weights(node_mask, mask, inputs.shape[0], inputs.shape[1], True, inputs.dtype)
-        return jnp.einsum("bn,bnf->bf", w, inputs)
-
-    @stax.requires(batch_axis=0, channel_axis=-1, diagonal_spatial=_SPATIAL)
-    def kernel_fn(k: Kernel, *, node_mask=(None, None), **kwargs) -> Kernel:
-        return _pool_kernel(k, node_mask, mean=True)
-
-    return init_fn, apply_fn, kernel_fn, _pooled_mask
+    return _linear_pool(mean=True)
 
 
 def _extremum_pool(name: str, reduce, fill: float):
