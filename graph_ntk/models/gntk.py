@@ -34,7 +34,7 @@ Gram matrices exactly (``tests/test_gntk.py``).
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Callable, Literal, Sequence
 
 from neural_tangents import stax
 
@@ -97,14 +97,43 @@ def gntk(
         >>> kernel_fn(b.x, None, 'ntk', **kernel_kwargs(b)).shape  # doctest: +SKIP
         (1, 1)
     """
-    if num_blocks < 1 or num_mlp_layers < 1:
-        raise ValueError(f"num_blocks and num_mlp_layers must be >= 1, got {num_blocks}, {num_mlp_layers}")
+    if num_blocks < 1:
+        raise ValueError(f"num_blocks must be >= 1, got {num_blocks}")
+    architecture = dict(num_blocks=num_blocks, num_mlp_layers=num_mlp_layers, aggregation=aggregation,
+                        jumping_knowledge=jumping_knowledge, readout=readout, input_dim=input_dim)
+    network = gntk_from_plan(["block"] * num_blocks, num_mlp_layers=num_mlp_layers, aggregation=aggregation,
+                             jumping_knowledge=jumping_knowledge, readout=readout, input_dim=input_dim,
+                             width=width, implementation=implementation)
+    return GNTKNetwork(network, architecture)
+
+
+def gntk_from_plan(
+    plan: Sequence[Literal["block", "coarsen"]],
+    *,
+    num_mlp_layers: int,
+    aggregation: Literal["sum", "mean"],
+    jumping_knowledge: bool,
+    readout: Literal["sum", "mean"],
+    input_dim: int,
+    width: int,
+    implementation: Literal["DENSE", "SPARSE"] = "DENSE",
+    coarsen: Callable | None = None,
+):
+    """The GNTK network for a sequence of steps: ``'block'`` (aggregate + MLP, read out with
+    jumping knowledge) or ``'coarsen'`` (``coarsen(rest)`` wraps the rest of the network,
+    e.g. ``StructurePool``). ``["block"] * L`` is :func:`gntk`; see :func:`gntk` for the
+    other arguments.
+    """
+    if num_mlp_layers < 1:
+        raise ValueError(f"num_mlp_layers must be >= 1, got {num_mlp_layers}")
     if aggregation not in ("sum", "mean"):
         raise ValueError(f"aggregation must be 'sum' or 'mean', got {aggregation!r}")
     if readout not in ("sum", "mean"):
         raise ValueError(f"readout must be 'sum' or 'mean', got {readout!r}")
     if input_dim < 1:
         raise ValueError(f"input_dim must be the node-feature dimension (>= 1), got {input_dim}")
+    if plan[-1] != "block" or ("coarsen" in plan and coarsen is None):
+        raise ValueError("plan must end with a 'block', and 'coarsen' steps need coarsen=")
     pool = GlobalSumPool() if readout == "sum" else GlobalMeanPool()
     relu_dense = [stax.Relu(), stax.Dense(width, W_std=math.sqrt(2.0))]
     # Each block ends with a ReLU; the Dense(sqrt 2) that completes its last MLP layer is
@@ -117,23 +146,22 @@ def gntk(
     out_dense = lambda: stax.Dense(width, W_std=math.sqrt(2.0))  # noqa: E731
     in_dense = lambda: stax.Dense(width, W_std=math.sqrt(input_dim))  # noqa: E731
 
-    architecture = dict(num_blocks=num_blocks, num_mlp_layers=num_mlp_layers, aggregation=aggregation,
-                        jumping_knowledge=jumping_knowledge, readout=readout, input_dim=input_dim)
-    if not jumping_knowledge:
-        layers = [in_dense()]
-        for _ in range(num_blocks):
-            layers += body + [out_dense()]
-        return GNTKNetwork(stax.serial(*layers, pool, Scale(math.sqrt(2.0))), architecture)
-
-    # Built from the last level backwards: each level forks into "read out here" and
-    # "continue", and the pooled readouts of all levels are summed. (NT warns at kernel
+    # Built from the last step backwards: with JK each block forks into "read out here" and
+    # "continue", and the pooled readouts of all blocks are summed. (NT warns at kernel
     # time that FanInSum assumes independent branches; ours are, see above.)
-    rest = stax.serial(*body, out_dense(), pool)
-    for _ in range(num_blocks - 1):
-        rest = stax.serial(*body, stax.FanOut(2),
-                           stax.parallel(stax.serial(out_dense(), pool), stax.serial(out_dense(), rest)),
-                           stax.FanInSum())
-    return GNTKNetwork(
-        stax.serial(stax.FanOut(2), stax.parallel(stax.serial(in_dense(), pool), stax.serial(in_dense(), rest)),
-                    stax.FanInSum(), Scale(math.sqrt(2.0))),
-        architecture)
+    rest = None
+    for step in reversed(plan):
+        if step == "coarsen":
+            rest = coarsen(rest)
+        elif rest is None:
+            rest = stax.serial(*body, out_dense(), pool)
+        elif jumping_knowledge:
+            rest = stax.serial(*body, stax.FanOut(2),
+                               stax.parallel(stax.serial(out_dense(), pool), stax.serial(out_dense(), rest)),
+                               stax.FanInSum())
+        else:
+            rest = stax.serial(*body, out_dense(), rest)
+    if not jumping_knowledge:
+        return stax.serial(in_dense(), rest, Scale(math.sqrt(2.0)))
+    return stax.serial(stax.FanOut(2), stax.parallel(stax.serial(in_dense(), pool), stax.serial(in_dense(), rest)),
+                       stax.FanInSum(), Scale(math.sqrt(2.0)))

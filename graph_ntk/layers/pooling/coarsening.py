@@ -59,7 +59,6 @@ handed to the wrapped layers (and in NT's mask when the input used ``mask_consta
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Literal
 
 import jax
@@ -70,10 +69,8 @@ from neural_tangents._src.utils.kernel import Kernel
 from scipy.sparse.csgraph import shortest_path
 
 from graph_ntk.data.batch import GraphBatch
-from graph_ntk.layers.aggregate import Aggregate, real_nodes
+from graph_ntk.layers.aggregate import real_nodes
 from graph_ntk.layers.pooling._base import check_dense_pattern, check_nodes, on_host, pair, unpack
-from graph_ntk.layers.pooling.global_pool import GlobalMeanPool, GlobalSumPool
-from graph_ntk.layers.scale import Scale
 
 Method = Literal["graclus", "ndp", "kmis"]
 
@@ -431,44 +428,13 @@ def hierarchical_gntk(
         >>> _, _, kernel_fn = hierarchical_gntk('kmis', 2, 1, input_dim=3, k=1)
         >>> # kernel_fn(b.x, None, 'ntk', **kernel_kwargs(b)) -> (B, B) Gram matrix
     """
-    if num_levels < 1 or blocks_per_level < 1 or num_mlp_layers < 1:
-        raise ValueError("num_levels, blocks_per_level and num_mlp_layers must be >= 1, got "
-                         f"{num_levels}, {blocks_per_level}, {num_mlp_layers}")
-    if aggregation not in ("sum", "mean"):
-        raise ValueError(f"aggregation must be 'sum' or 'mean', got {aggregation!r}")
-    if readout not in ("sum", "mean"):
-        raise ValueError(f"readout must be 'sum' or 'mean', got {readout!r}")
-    if input_dim < 1:
-        raise ValueError(f"input_dim must be the node-feature dimension (>= 1), got {input_dim}")
+    # Imported here: graph_ntk.models imports graph_ntk.layers, which imports this module.
+    from graph_ntk.models.gntk import gntk_from_plan
+
+    if num_levels < 1 or blocks_per_level < 1:
+        raise ValueError(f"num_levels and blocks_per_level must be >= 1, got {num_levels}, {blocks_per_level}")
     _check_method(method, options)
-
-    pool = GlobalSumPool if readout == "sum" else GlobalMeanPool
-
-    def block():
-        mlp = [stax.Relu(), stax.Dense(width, W_std=math.sqrt(2.0))] * (num_mlp_layers - 1)
-        return [Aggregate(aggregation, add_self_loops=True), *mlp, stax.Relu()]
-
-    def out_dense():
-        return stax.Dense(width, W_std=math.sqrt(2.0))
-
-    # The network as a flat plan, built from the end backwards like graph_ntk.gntk: each
-    # block's last Dense is drawn separately for its readout and its continuation, so the
-    # jumping-knowledge branches are independent and FanInSum's kernel is exact.
-    plan = (["block"] * blocks_per_level + ["pool"]) * (num_levels - 1) + ["block"] * blocks_per_level
-    rest = None
-    for step in reversed(plan):
-        if step == "pool":
-            rest = StructurePool(method, rest, **options)
-        elif rest is None:
-            rest = stax.serial(*block(), out_dense(), pool())
-        elif jumping_knowledge:
-            rest = stax.serial(*block(), stax.FanOut(2),
-                               stax.parallel(stax.serial(out_dense(), pool()), stax.serial(out_dense(), rest)),
-                               stax.FanInSum())
-        else:
-            rest = stax.serial(*block(), out_dense(), rest)
-    in_dense = lambda: stax.Dense(width, W_std=math.sqrt(input_dim))  # noqa: E731
-    if not jumping_knowledge:
-        return stax.serial(in_dense(), rest, Scale(math.sqrt(2.0)))
-    return stax.serial(stax.FanOut(2), stax.parallel(stax.serial(in_dense(), pool()), stax.serial(in_dense(), rest)),
-                       stax.FanInSum(), Scale(math.sqrt(2.0)))
+    plan = (["block"] * blocks_per_level + ["coarsen"]) * (num_levels - 1) + ["block"] * blocks_per_level
+    return gntk_from_plan(plan, num_mlp_layers=num_mlp_layers, aggregation=aggregation,
+                          jumping_knowledge=jumping_knowledge, readout=readout, input_dim=input_dim, width=width,
+                          coarsen=lambda rest: StructurePool(method, rest, **options))
