@@ -1,5 +1,7 @@
 """Aggregate and global pools: dense == sparse, == NT, == Monte Carlo / empirical NTK, invariances."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import networkx as nx
@@ -18,19 +20,11 @@ from graph_ntk import (
     GraphBatch,
     kernel_kwargs,
 )
+from graphs import random_graphs as shared_random_graphs
+
+random_graphs = functools.partial(shared_random_graphs, p=0.35, weighted=True)
 
 NORMS = ["sum", "mean", "gcn"]
-
-
-def random_graphs(seed, sizes, p=0.35, weighted=True, features=3):
-    rng = np.random.default_rng(seed)
-    graphs = []
-    for n in sizes:
-        a = np.triu(rng.random((n, n)) < p, 1)
-        s, r = np.nonzero(a | a.T)
-        w = rng.uniform(0.5, 2.0, size=len(s)) if weighted else None
-        graphs.append(Graph(n, np.stack([s, r]), x=rng.normal(size=(n, features)), edge_weight=w))
-    return graphs
 
 
 def network(norm, implementation, readout=GlobalSumPool):

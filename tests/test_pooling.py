@@ -2,6 +2,8 @@
 numpy), the Monte Carlo helper, and learned pools (finite formulas vs independent numpy,
 permutation symmetry, padding)."""
 
+import functools
+
 import jax
 import networkx as nx
 import numpy as np
@@ -48,19 +50,11 @@ from graph_ntk.layers.pooling.learned import (
     topk_pool,
 )
 from graph_ntk.monte_carlo import monte_carlo_kernel
+from graphs import random_graphs as shared_random_graphs
+
+random_graphs = functools.partial(shared_random_graphs, p=0.4, weighted=False)
 
 METHODS = [("graclus", {}), ("ndp", {}), ("kmis", {"k": 1})]
-
-
-def random_graphs(seed, sizes, p=0.4, features=3, weighted=False):
-    rng = np.random.default_rng(seed)
-    graphs = []
-    for n in sizes:
-        a = np.triu(rng.random((n, n)) < p, 1)
-        s, r = np.nonzero(a | a.T)
-        w = rng.uniform(0.5, 2.0, size=len(s)) if weighted else None
-        graphs.append(Graph(n, np.stack([s, r]), x=rng.normal(size=(n, features)), edge_weight=w))
-    return graphs
 
 
 def dense(graph):
