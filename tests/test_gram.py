@@ -14,6 +14,8 @@ import pytest
 from neural_tangents import stax
 
 from graph_ntk import Aggregate, Graph, GraphBatch, GlobalSumPool, kernel_kwargs
+import graph_ntk.engine.jobs  # noqa: F401  (monkeypatched below)
+import graph_ntk.engine.node_path  # noqa: F401
 from graph_ntk import engine as gram_mod
 from graph_ntk.datasets import load_gin, make_demo_dataset
 from graph_ntk.engine import GNTK, BucketPlan, cache_key, gram, gram_diagonal, plan_buckets, save_npy_atomic
@@ -60,7 +62,7 @@ def test_gntk_stax_triple_uses_the_colour_engine(mutag, monkeypatch):
     graphs = mutag.graphs[:12]
     reference = gram(GNTK(2, 2, "mean"), graphs, num_tags=mutag.num_tags, progress=False)
     triple = gn.gntk(2, 2, "mean", input_dim=mutag.num_tags)
-    monkeypatch.setattr(gram_mod._NodeEngine, "dispatch", lambda *a: pytest.fail("node path used"))
+    monkeypatch.setattr(gram_mod.node_path._NodeEngine, "dispatch", lambda *a: pytest.fail("node path used"))
     np.testing.assert_allclose(gram(triple, graphs, num_tags=mutag.num_tags, progress=False), reference, rtol=1e-12)
     monkeypatch.undo()
     # built for twice the feature dimension: weight variance 2d doubles the input kernel and
@@ -72,14 +74,14 @@ def test_gntk_stax_triple_uses_the_colour_engine(mutag, monkeypatch):
 
 def test_auto_picks_colour_only_where_it_is_exact(demo, monkeypatch):
     calls = []
-    monkeypatch.setattr(gram_mod._ColourEngine, "dispatch",
+    monkeypatch.setattr(gram_mod.jobs._ColourEngine, "dispatch",
                         lambda self, *a: calls.append(1) or (np.zeros((len(a[0].index), len(a[2].index))),))
     gram(GNTK(1, 1), demo.graphs[:4], progress=False)
     assert calls, "auto should use the colour engine for simple labelled graphs"
     # A self-loop: the colour engine would drop it, Aggregate keeps it -> node path.
     g = demo.graphs[0]
     looped = Graph(g.num_nodes, np.concatenate([g.edge_index, [[0], [0]]], axis=1), node_labels=g.node_labels)
-    job = gram_mod._prepare(GNTK(1, 1), [looped, g], None, get="ntk", num_tags=None, dtype="float64",
+    job = gram_mod.jobs._prepare(GNTK(1, 1), [looped, g], None, get="ntk", num_tags=None, dtype="float64",
                             block_size=None, method="auto", implementation="DENSE", config=None, max_buckets=8,
                             memory_limit=1 << 30, cache_dir=None, progress=False)
     assert job.settings["method"] == "nodes"
@@ -94,10 +96,10 @@ def test_buckets_match_one_padded_batch(shared_dir, monkeypatch):
     graphs = [ptc.graphs[i] for i in order[:: len(order) // 10][:10]]  # sizes spread from 2 to ~60 nodes
     # For 10 graphs the planner rightly prefers one bucket (compiling costs more than padding);
     # make compilation free so that it splits them.
-    monkeypatch.setattr(gram_mod, "_SECONDS_PER_COMPILE", 0.0)
+    monkeypatch.setattr(gram_mod.buckets, "_SECONDS_PER_COMPILE", 0.0)
     kernel_fn = _raw_kernel_fn()
     kw = dict(num_tags=ptc.num_tags, block_size=3, max_buckets=2, method="nodes", progress=False)
-    job = gram_mod._prepare(kernel_fn, graphs, None, get="ntk", dtype="float64", implementation="DENSE",
+    job = gram_mod.jobs._prepare(kernel_fn, graphs, None, get="ntk", dtype="float64", implementation="DENSE",
                             config=None, memory_limit=1 << 30, cache_dir=None, **kw)
     assert len(job.settings["plan"]) == 2 and len(job.chunks1) >= 4
     assert any(c.padded_len > c.index.size for c in job.chunks1)
@@ -148,7 +150,7 @@ def test_gram_diagonal(demo):
 # ----------------------------------------------------------------------------- cache
 def _count_dispatches(monkeypatch, fail_after: int | None = None) -> list:
     calls: list = []
-    original = gram_mod._ColourEngine.dispatch
+    original = gram_mod.jobs._ColourEngine.dispatch
 
     def spy(self, *args):
         if fail_after is not None and len(calls) >= fail_after:
@@ -156,7 +158,7 @@ def _count_dispatches(monkeypatch, fail_after: int | None = None) -> list:
         calls.append(args[0].key + "_" + args[2].key)
         return original(self, *args)
 
-    monkeypatch.setattr(gram_mod._ColourEngine, "dispatch", spy)
+    monkeypatch.setattr(gram_mod.jobs._ColourEngine, "dispatch", spy)
     return calls
 
 

@@ -1,0 +1,446 @@
+"""gram() and gram_diagonal(): plan the blocks, run them (cached, resumable), assemble the matrix."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+import numpy as np
+
+from graph_ntk.data.graph import Graph, GraphDataset
+from graph_ntk.engine.buckets import _NODE_BLOCK_SIZE, Chunk, _chunk_caps, _chunks, plan_buckets
+from graph_ntk.engine.files import _load_block, _open_cache, _write_atomic, save_npy_atomic
+from graph_ntk.engine.inputs import _DTYPES, _GETS, _as_graph_list, _input_dim, _normalise_get, _resolve_num_tags
+
+_METHODS = ("auto", "colour", "nodes")
+_IMPLEMENTATIONS = ("DENSE", "SPARSE")
+
+# --------------------------------------------------------------------------- model
+@dataclass(frozen=True)
+class GNTK:
+    r"""The GNTK / GNNGP architecture of Du et al. (2019), as a hashable description.
+
+    :meth:`stax` builds the ``stax`` triple (:func:`graph_ntk.models.gntk`); :func:`gram`
+    additionally knows that this kernel has the exact colour-compressed engine.
+
+    Args:
+        num_blocks: L, aggregate + MLP blocks.
+        num_mlp_layers: R, ReLU layers per block.
+        aggregation: ``'sum'`` (:math:`c_u = 1`) or ``'mean'`` (:math:`c_u = 1/(|N(u)|+1)`).
+        jumping_knowledge: read out every level, or only the last.
+        readout: ``'sum'`` or ``'mean'`` over each graph's nodes.
+
+    Example:
+        >>> GNTK(num_blocks=2, aggregation="mean").config()["aggregation"]
+        'mean'
+    """
+
+    num_blocks: int = 4
+    num_mlp_layers: int = 2
+    aggregation: Literal["sum", "mean"] = "sum"
+    jumping_knowledge: bool = True
+    readout: Literal["sum", "mean"] = "sum"
+
+    def __post_init__(self) -> None:
+        for name in ("num_blocks", "num_mlp_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"GNTK {name} must be an integer >= 1, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        if self.aggregation not in ("sum", "mean"):
+            raise ValueError(f"GNTK aggregation must be 'sum' or 'mean', got {self.aggregation!r}")
+        if self.readout not in ("sum", "mean"):
+            raise ValueError(f"GNTK readout must be 'sum' or 'mean', got {self.readout!r}")
+        object.__setattr__(self, "jumping_knowledge", bool(self.jumping_knowledge))
+
+    def stax(self, input_dim: int, implementation: Literal["DENSE", "SPARSE"] = "DENSE"):
+        """The ``(init_fn, apply_fn, kernel_fn)`` triple for ``input_dim`` node features."""
+        from graph_ntk.models.gntk import gntk
+
+        return gntk(self.num_blocks, self.num_mlp_layers, self.aggregation, self.jumping_knowledge,
+                    self.readout, input_dim=input_dim, implementation=implementation)
+
+    def config(self) -> dict[str, Any]:
+        """A JSON-able description (part of the cache key)."""
+        return {"model": "GNTK", **asdict(self)}
+
+
+@functools.lru_cache(maxsize=64)
+def _gntk_kernel_fn(model: GNTK, input_dim: int, implementation: str) -> Callable:
+    # Cached so that repeated gram() calls share one kernel_fn and hence jit's compile cache.
+    return model.stax(input_dim, implementation)[2]
+
+
+
+class _ColourEngine:
+    """Blocks of the colour-compressed GNTK engine (:mod:`graph_ntk.kernels.gntk_colour`)."""
+
+    def __init__(self, model: GNTK, gets: tuple[str, ...], dtype: str, graphs1: Sequence[Graph],
+                 graphs2: Sequence[Graph], progress: bool) -> None:
+        from graph_ntk.kernels.gntk_colour import gntk_gram_colour
+
+        self.fn = functools.partial(
+            gntk_gram_colour, num_blocks=model.num_blocks, num_mlp_layers=model.num_mlp_layers,
+            aggregation=model.aggregation, jumping_knowledge=model.jumping_knowledge, readout=model.readout,
+            dtype=np.dtype(dtype), progress=progress)
+        # When the engine draws its own per-depth bars, the outer pair bar would only
+        # jump from 0 to 100% underneath them.
+        self.shows_progress = progress
+        self.gets = gets
+        self.graphs = {"a": graphs1, "b": graphs2}
+
+    def dispatch(self, ca: Chunk, sa: str, cb: Chunk, sb: str, slot: int):
+        g1 = [self.graphs[sa][i] for i in ca.index]
+        g2 = None if (sa, ca.key) == (sb, cb.key) else [self.graphs[sb][i] for i in cb.index]
+        out = self.fn(g1, g2)
+        return tuple(np.asarray(getattr(out, g)) for g in self.gets)
+
+    @staticmethod
+    def collect(pending) -> np.ndarray:
+        return np.stack(pending)
+
+
+def _is_simple_undirected(g: Graph) -> bool:
+    """True when the arcs are symmetric, without repeats or self-loops: the graphs on which
+    the colour engine (which symmetrises and drops those) and ``Aggregate`` agree."""
+    s, r = g.edge_index
+    if (s == r).any():
+        return False
+    fwd = np.unique(s * g.num_nodes + r)
+    return fwd.size == s.size and np.array_equal(fwd, np.unique(r * g.num_nodes + s))
+
+
+def _colour_chunks(graphs: Sequence[Graph], max_colours: int, block_size: int | None, prefix: str,
+                   wl_colours: np.ndarray, offset: int) -> list[Chunk]:
+    """Cut ``graphs`` (taken in order of size) into chunks with at most ``max_colours``
+    distinct WL colours and at most ``block_size`` graphs.
+
+    ``wl_colours`` are the node colours of the joint colouring of all graphs, this
+    collection's nodes starting at ``offset``.
+    """
+    sizes = np.array([g.num_nodes for g in graphs])
+    starts = offset + np.concatenate(([0], np.cumsum(sizes)))
+    seen = np.zeros(int(wl_colours.max()) + 1, dtype=bool)
+    chunks, current, count = [], [], 0
+    for i in np.argsort(sizes, kind="stable"):
+        colours = np.unique(wl_colours[starts[i]:starts[i + 1]])
+        new = int((~seen[colours]).sum())
+        if current and (count + new > max_colours or (block_size is not None and len(current) >= block_size)):
+            chunks.append(np.array(current))
+            seen[:] = False
+            current, count, new = [], 0, colours.size
+        seen[colours] = True
+        current.append(int(i))
+        count += new
+    chunks.append(np.array(current))
+    return [Chunk(f"{prefix}{k}", np.sort(c), len(c), 0, 0) for k, c in enumerate(chunks)]
+
+
+
+def _plan_colour_chunks(model: GNTK, list1: list[Graph], list2: list[Graph] | None, block_size: int | None,
+                        memory_limit: int, itemsize: int) -> tuple[list[Chunk], list[Chunk]]:
+    r"""Chunks for the colour engine, whose memory grows with the square of the number of colours.
+
+    The engine keeps two depths of :math:`C \times C` colour kernels (half-stored, NNGP and
+    NTK): about :math:`2 \cdot\text{itemsize}\cdot C_{L-1}^2` bytes, the last depth is never
+    stored. One call on everything compresses best, so that is used when it fits
+    ``memory_limit`` (and ``block_size`` allows); otherwise each chunk gets at most half the
+    affordable colours, so that any pair of chunks fits.
+    """
+    from graph_ntk.kernels.wl_colours import wl_colours
+
+    everything = list1 if list2 is None else list1 + list2
+    level = max(model.num_blocks - 1, 0)
+    colours = wl_colours(everything, level).node_colours[level]
+    affordable = max(1, math.isqrt(int(memory_limit // (2 * itemsize))))
+    fits = int(colours.max()) + 1 <= affordable and (block_size is None or len(everything) <= block_size)
+    limit = affordable if fits else max(1, affordable // 2)
+    n1_nodes = sum(g.num_nodes for g in list1)
+    chunks1 = _colour_chunks(list1, limit, block_size, "a", colours, 0)
+    chunks2 = chunks1 if list2 is None else _colour_chunks(list2, limit, block_size, "b", colours, n1_nodes)
+    return chunks1, chunks2
+
+
+@dataclass
+class _Job:
+    """Everything needed to evaluate blocks: validated inputs, engine and chunks."""
+
+    gets: tuple[str, ...]
+    single: bool
+    dtype: str
+    graphs1: list[Graph]
+    graphs2: list[Graph] | None
+    chunks1: list[Chunk]
+    chunks2: list[Chunk]
+    settings: dict[str, Any]
+    make_engine: Callable[[], Any]
+
+
+def _prepare(model, graphs, graphs2, *, get, num_tags, dtype, block_size, method, implementation, config,
+             max_buckets, memory_limit, cache_dir, progress) -> _Job:
+    """Validate the arguments of :func:`gram`, choose the engine and cut the graphs into chunks."""
+    gets, single = _normalise_get(get)
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    implementation = str(implementation).upper()
+    if implementation not in _IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be 'DENSE' or 'SPARSE', got {implementation!r}")
+    if block_size is not None:
+        if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+            raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
+        block_size = int(block_size)
+    if isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, np.integer)) or memory_limit < 1:
+        raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
+
+    list1, tags1 = _as_graph_list(graphs, "graphs")
+    list2, tags2 = (None, None) if graphs2 is None else _as_graph_list(graphs2, "graphs2")
+    all_graphs = list1 if list2 is None else list1 + list2
+    tags = _resolve_num_tags(num_tags, (tags1, tags2), all_graphs)
+    input_dim = _input_dim(all_graphs, tags)
+
+    architecture = getattr(model, "architecture", None)
+    if isinstance(model, tuple) and isinstance(architecture, dict) and architecture.get("input_dim") == input_dim:
+        # A graph_ntk.gntk(...) triple built for these one-hot features: the same kernel as
+        # the GNTK description, so it can use the colour engine too.
+        model = GNTK(**{k: v for k, v in architecture.items() if k != "input_dim"})
+    if isinstance(model, GNTK):
+        kernel_fn = None
+        settings: dict[str, Any] = model.config()
+    else:
+        if isinstance(model, tuple) and len(model) == 3 and callable(model[2]):
+            model = model[2]  # a whole stax triple
+        if not callable(model):
+            raise TypeError(f"model must be a GNTK description or a kernel_fn, got {type(model).__name__}")
+        if method == "colour":
+            raise ValueError("method='colour' needs model=GNTK(...): a raw kernel_fn can only use method='nodes'")
+        if cache_dir is not None and config is None:
+            raise ValueError("with cache_dir and a raw kernel_fn, pass config= (a dict or string describing the "
+                             "network) so that a changed network never reuses cached blocks")
+        kernel_fn = model
+        settings = {"model": "kernel_fn", "config": config}
+
+    colour_ok = kernel_fn is None and all(
+        g.node_labels is not None and g.x is None and g.edge_weight is None for g in all_graphs)
+    if method == "colour" and not colour_ok:
+        raise ValueError("method='colour' needs model=GNTK(...) and discrete node_labels without features x or "
+                         "edge weights on every graph; use method='nodes' for other inputs")
+    # 'auto' only picks the colour engine where it computes exactly what the node path does.
+    use_colour = method == "colour" or (method == "auto" and colour_ok
+                                        and all(_is_simple_undirected(g) for g in all_graphs))
+
+    itemsize = 8 if dtype == "float64" else 4
+    if use_colour:
+        chunks1, chunks2 = _plan_colour_chunks(model, list1, list2, block_size, memory_limit, itemsize)
+        plan = None
+    else:
+        plan = plan_buckets([g.num_nodes for g in all_graphs], max_buckets)
+        caps = _chunk_caps(plan, _NODE_BLOCK_SIZE if block_size is None else block_size, memory_limit, itemsize)
+        chunks1 = _chunks(list1, plan, caps, "a")
+        chunks2 = chunks1 if list2 is None else _chunks(list2, plan, caps, "b")
+    settings.update({
+        "method": "colour" if use_colour else "nodes",
+        "get": list(gets),
+        "dtype": dtype,
+        "num_tags": tags,
+        "implementation": None if use_colour else implementation,
+        "plan": None if plan is None else list(plan.bounds),
+        # Which graphs each chunk holds (block files are named by chunk).
+        "chunks": [[c.key, c.padded_len, hashlib.sha256(c.index.tobytes()).hexdigest()[:16]]
+                   for c in (*chunks1, *(chunks2 if list2 else ()))],
+    })
+    columns = list1 if list2 is None else list2
+
+    def make_engine():
+        from graph_ntk.engine.node_path import _NodeEngine
+
+        if use_colour:
+            # The engine's own per-depth bars only help when one call is the whole job.
+            single_call = len(chunks1) == 1 and len(chunks2) == 1
+            return _ColourEngine(model, gets, dtype, list1, columns, progress and single_call)
+        fn = kernel_fn if kernel_fn is not None else _gntk_kernel_fn(model, input_dim, implementation)
+        return _NodeEngine(fn, gets, tags, implementation, dtype, list1, columns)
+
+    return _Job(gets, single, dtype, list1, list2, chunks1, chunks2, settings, make_engine)
+
+
+def gram(
+    model: GNTK | Callable | tuple,
+    graphs: GraphDataset | Sequence[Graph],
+    graphs2: GraphDataset | Sequence[Graph] | None = None,
+    *,
+    get: str | Sequence[str] = "ntk",
+    num_tags: int | None = None,
+    dtype: Literal["float32", "float64"] = "float64",
+    block_size: int | None = None,
+    output: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    method: Literal["auto", "colour", "nodes"] = "auto",
+    implementation: Literal["DENSE", "SPARSE"] = "DENSE",
+    config: dict | str | None = None,
+    max_buckets: int = 8,
+    memory_limit: int = 4 << 30,
+) -> np.ndarray | tuple[np.ndarray, ...]:
+    r"""The Gram matrix :math:`K_{ij} = k(G_i, G'_j)` of a graph kernel over whole datasets.
+
+    Args:
+        model: a :class:`GNTK` description, or the ``kernel_fn`` (or whole ``stax`` triple)
+            of any graph network built from :class:`graph_ntk.Aggregate` and graph pools.
+        graphs: the rows: a :class:`GraphDataset` or a sequence of :class:`Graph`.
+        graphs2: the columns; ``None`` for the symmetric Gram of ``graphs`` with itself.
+        get: ``'ntk'``, ``'nngp'``, or a tuple of both (then a tuple of matrices is returned
+            in that order).
+        num_tags: size of the node-label alphabet for the one-hot features; default the
+            dataset's ``num_tags``, else one more than the largest label.
+        dtype: ``'float64'`` (default; 64-bit mode is enabled for this call only) or
+            ``'float32'``.
+        block_size: at most this many graphs per side of one block. Default: 128 on the
+            node path (fewer for large graphs, see ``memory_limit``); on the colour path as
+            many as ``memory_limit`` allows (one block when everything fits, which
+            compresses best). Smaller blocks make the cache finer-grained.
+        output: write the finished matrix here (``.npy``; ``.npz`` with one array per name
+            when ``get`` is a tuple), atomically.
+        cache_dir: keep finished blocks here and reuse them on the next call with the same
+            graphs and settings (resume after a crash or kill).
+        progress: show a tqdm progress bar (graph pairs, with ETA) on stderr.
+        method: ``'colour'`` for the colour-compressed GNTK engine (a :class:`GNTK` model and
+            discrete ``node_labels`` only; it treats every graph as simple and undirected:
+            arcs symmetrised, repeats and self-loops dropped), ``'nodes'`` for the bucketed
+            node path, or ``'auto'``: colour whenever it applies and the graphs already are
+            simple and undirected (so both paths give the same matrix).
+        implementation: ``'DENSE'`` or ``'SPARSE'`` graph batches for the node path; must
+            match the ``Aggregate`` layers of a raw ``kernel_fn``.
+        config: a description of a raw ``kernel_fn`` for the cache key (required with
+            ``cache_dir``, since a function's behaviour cannot be hashed).
+        max_buckets: most node-count buckets of the node path (see :func:`plan_buckets`).
+        memory_limit: approximate bytes one block may use (node path: padded kernel
+            arrays; colour path: the colour kernels, see :func:`_plan_colour_chunks`).
+
+    Returns:
+        ``(len(graphs), len(graphs2))`` array(s) of ``dtype``.
+
+    Example:
+        >>> g = Graph(3, np.array([[0, 1, 1, 2], [1, 0, 2, 1]]), node_labels=np.array([0, 1, 0]))
+        >>> K = gram(GNTK(num_blocks=1, num_mlp_layers=1), [g, g], progress=False)
+        >>> K.shape, bool(np.isclose(K[0, 0], K[0, 1]))
+        ((2, 2), True)
+    """
+    job = _prepare(model, graphs, graphs2, get=get, num_tags=num_tags, dtype=dtype, block_size=block_size,
+                   method=method, implementation=implementation, config=config, max_buckets=max_buckets,
+                   memory_limit=memory_limit, cache_dir=cache_dir, progress=progress)
+    if output is not None:  # checked before hours of work, not after
+        wanted = ".npy" if job.single else ".npz"
+        if Path(output).suffix != wanted:
+            raise ValueError(f"output must end in {wanted} for get={get!r}, got {str(output)!r}")
+    symmetric = job.graphs2 is None
+    if symmetric:
+        c = job.chunks1
+        tasks = [(c[p], c[q]) for p in range(len(c)) for q in range(p, len(c))]
+    else:
+        tasks = [(ca, cb) for ca in job.chunks1 for cb in job.chunks2]
+    cache = _open_cache(cache_dir, job.settings, job.graphs1, job.graphs2)
+    n2 = len(job.graphs1 if symmetric else job.graphs2)
+    out = np.zeros((len(job.gets), len(job.graphs1), n2), dtype=job.dtype)
+
+    def place(ca: Chunk, cb: Chunk, block: np.ndarray) -> None:
+        ia, ib = ca.index, cb.index
+        if symmetric and ca is cb:  # a chunk with itself: make it exactly symmetric
+            block = (block + np.swapaxes(block, 1, 2)) / 2
+        out[:, ia[:, None], ib[None, :]] = block
+        if symmetric:
+            out[:, ib[:, None], ia[None, :]] = np.swapaxes(block, 1, 2)
+
+    _run_blocks(job, tasks, place, cache=cache, progress=progress, side2="a" if symmetric else "b")
+
+    if output is not None:
+        if job.single:
+            save_npy_atomic(output, out[0])
+        else:
+            _write_atomic(output, lambda f: np.savez(f, **dict(zip(job.gets, out))))
+    return out[0] if job.single else tuple(out)
+
+
+def gram_diagonal(
+    model: GNTK | Callable | tuple,
+    graphs: GraphDataset | Sequence[Graph],
+    *,
+    get: str = "ntk",
+    block_size: int = 32,
+    progress: bool = False,
+    **kwargs: Any,
+) -> np.ndarray:
+    """The self-kernels :math:`k(G_i, G_i)` of every graph, e.g. for cosine normalisation.
+
+    Uses the same buckets as :func:`gram`; each chunk of at most ``block_size`` graphs is
+    evaluated against itself and its diagonal kept, so the cost is linear in the number of
+    graphs. Other keyword arguments (``num_tags``, ``dtype``, ``method``, ...) are as for
+    :func:`gram`; there is no cache or output file.
+
+    Example:
+        >>> g = Graph(2, np.array([[0, 1], [1, 0]]), node_labels=np.array([0, 0]))
+        >>> gram_diagonal(GNTK(1, 1), [g, g]).shape
+        (2,)
+    """
+    if get not in _GETS:
+        raise ValueError(f"get must be 'nngp' or 'ntk' for gram_diagonal, got {get!r}")
+    job = _prepare(model, graphs, None, get=get, block_size=block_size, cache_dir=None, progress=progress,
+                   num_tags=kwargs.pop("num_tags", None), dtype=kwargs.pop("dtype", "float64"),
+                   method=kwargs.pop("method", "auto"), implementation=kwargs.pop("implementation", "DENSE"),
+                   config=kwargs.pop("config", None), max_buckets=kwargs.pop("max_buckets", 8),
+                   memory_limit=kwargs.pop("memory_limit", 4 << 30))
+    if kwargs:
+        raise TypeError(f"gram_diagonal got unexpected keyword argument(s) {sorted(kwargs)}")
+    diag = np.zeros(len(job.graphs1), dtype=job.dtype)
+
+    def place(ca: Chunk, cb: Chunk, block: np.ndarray) -> None:
+        diag[ca.index] = np.diagonal(block[0])
+
+    _run_blocks(job, [(c, c) for c in job.chunks1], place, cache=None, progress=progress, side2="a")
+    return diag
+
+
+
+def _run_blocks(job: _Job, tasks: list[tuple[Chunk, Chunk]], place: Callable, *, cache: Path | None,
+                progress: bool, side2: str) -> None:
+    """Load cached blocks, compute the others (saving each as soon as it is done), and hand
+    every block to ``place``; the progress bar counts graph pairs."""
+    from tqdm.auto import tqdm
+
+    def pairs(ca: Chunk, cb: Chunk) -> int:
+        return int(ca.index.size) * int(cb.index.size)
+
+    todo, done_pairs = [], 0
+    for ca, cb in tasks:
+        shape = (len(job.gets), ca.index.size, cb.index.size)
+        block = None if cache is None else _load_block(cache / f"{ca.key}_{cb.key}.npy", shape)
+        if block is None:
+            todo.append((ca, cb))
+        else:
+            place(ca, cb, block)
+            done_pairs += pairs(ca, cb)
+    if not todo:
+        return
+    engine = job.make_engine()
+    slots = len(getattr(engine, "devices", ())) or 1
+    total = sum(pairs(ca, cb) for ca, cb in tasks)
+    own_bars = getattr(engine, "shows_progress", False)
+    with tqdm(total=total, initial=done_pairs, unit="pair", unit_scale=True, desc="gram",
+              disable=not progress or own_bars,
+              smoothing=0.1, dynamic_ncols=True) as bar:
+        for start in range(0, len(todo), slots):
+            wave = todo[start:start + slots]
+            # Dispatch the whole wave before collecting, so that all devices work at once.
+            pending = [engine.dispatch(ca, "a", cb, side2, slot) for slot, (ca, cb) in enumerate(wave)]
+            for (ca, cb), result in zip(wave, pending):
+                block = engine.collect(result)[:, :ca.index.size, :cb.index.size].astype(job.dtype)
+                if cache is not None:
+                    save_npy_atomic(cache / f"{ca.key}_{cb.key}.npy", block)
+                place(ca, cb, block)
+                bar.update(pairs(ca, cb))
