@@ -14,7 +14,8 @@ class Graph:
 
     ``edge_index[:, e] = (s, r)`` is an arc from sender ``s`` to receiver ``r``
     (0-based, local to the graph); an undirected edge is stored as both arcs, as in
-    PyTorch Geometric. Node information is either discrete ``node_labels`` (integer
+    PyTorch Geometric. ``edge_type`` optionally gives every arc an integer type (e.g. the
+    bond type of a molecule) for relational aggregation. Node information is either discrete ``node_labels`` (integer
     tags, one-hot encoded by the kernels) or continuous features ``x`` (or both).
 
     Example:
@@ -28,6 +29,7 @@ class Graph:
     node_labels: np.ndarray | None = None
     x: np.ndarray | None = None
     edge_weight: np.ndarray | None = None
+    edge_type: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = int(self.num_nodes)
@@ -69,6 +71,14 @@ class Graph:
             if not np.all(np.isfinite(w)):
                 raise ValueError("edge_weight contains NaN or infinite values")
             object.__setattr__(self, "edge_weight", w)
+        if self.edge_type is not None:
+            et = np.asarray(self.edge_type)
+            if et.shape != (ei.shape[1],) or not np.issubdtype(et.dtype, np.integer):
+                raise ValueError(f"edge_type must be one integer per arc ({ei.shape[1]}), got shape {et.shape}, "
+                                 f"dtype {et.dtype}")
+            if et.size and et.min() < 0:
+                raise ValueError(f"edge_type must hold non-negative integer types, got {int(et.min())}")
+            object.__setattr__(self, "edge_type", et.astype(np.int64))
 
     @property
     def num_edges(self) -> int:
