@@ -1,0 +1,268 @@
+r"""Builders with neural-tangents' names that also carry a JAX-free layer program.
+
+Every function here returns a :class:`Network`: it unpacks like NT's ``stax`` triple
+``(init_fn, apply_fn, kernel_fn)`` (NT builds the finite network and its reference
+``kernel_fn``, on first use) and carries ``.program``, the same network as the ops of
+:mod:`graph_ntk.program`, which :func:`graph_ntk.gram` runs on the exact compressed engine
+over Weisfeiler–Lehman classes of the node features. Composing ``graph_ntk.nn`` pieces keeps
+the program; a plain NT layer inside (``stax.Dense``, ``stax.Tanh``, ...) makes the
+description *opaque*: still a valid triple, evaluated on the node path, and
+:func:`graph_ntk.gram` says once which layer made it so (``.opaque``).
+
+Building a description never imports JAX; only unpacking the triple does.
+
+Example:
+    >>> import graph_ntk.nn as nn
+    >>> gin = nn.serial(nn.Dense(64), nn.Aggregate("sum", add_self_loops=True),
+    ...                 nn.Dense(64), nn.Erf(), nn.GlobalSumPool())
+    >>> from graph_ntk.program import describe
+    >>> describe(gin.program)
+    'Dense(64) > Aggregate(sum, self loops) > Dense(64) > Erf > GlobalPool(sum)'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Callable, Literal
+
+from graph_ntk import program as P
+
+__all__ = [
+    "ABRelu", "Abs", "Aggregate", "Dense", "Erf", "FanInConcat", "FanInSum", "FanOut", "Gelu", "GlobalMeanPool",
+    "GlobalSumPool", "Identity", "LeakyRelu", "Network", "Relu", "Scale", "Sign", "StructurePool", "parallel",
+    "program_of", "serial",
+]
+
+
+class Network(Sequence):
+    """A ``stax`` triple built on first use, with its layer program.
+
+    Attributes:
+        program: the :mod:`graph_ntk.program` ops, or ``None`` when a layer has no program.
+        opaque: ``None``, or the name of the first layer without a program.
+    """
+
+    def __init__(self, build: Callable[[], tuple], program: P.Program | None, opaque: str | None = None) -> None:
+        self._build, self._triple = build, None
+        self.program, self.opaque = program, opaque
+
+    @property
+    def triple(self) -> tuple:
+        """``(init_fn, apply_fn, kernel_fn)`` from neural-tangents (built once)."""
+        if self._triple is None:
+            import graph_ntk  # noqa: F401  (patches neural-tangents for the pinned JAX first)
+
+            self._triple = tuple(self._build())
+        return self._triple
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.triple[i]
+
+    def __len__(self) -> int:
+        return 3
+
+    def __repr__(self) -> str:
+        if self.program is None:
+            return f"Network(opaque: {self.opaque})"
+        return f"Network({P.describe(self.program) or 'Identity'})"
+
+
+def program_of(layer: Any) -> tuple[P.Program | None, str | None]:
+    """``(program, opaque)`` of any layer: a :class:`Network`'s, or ``(None, name)`` for a
+    plain ``stax`` triple (named by its functions, e.g. ``'Tanh'``)."""
+    if isinstance(layer, Network):
+        return layer.program, layer.opaque
+    name = getattr(layer[0], "__name__", None) if isinstance(layer, (tuple, list)) and layer else None
+    return None, name or type(layer).__name__
+
+
+def _stax():
+    import graph_ntk  # noqa: F401
+
+    from neural_tangents import stax
+
+    return stax
+
+
+def _leaf(program: P.Program, build: Callable[[], tuple]) -> Network:
+    return Network(build, program)
+
+
+def _compose(layers: Sequence[Any], combine: Callable[[list[P.Program]], P.Program], build: Callable[[], tuple]
+             ) -> Network:
+    programs, opaque = [], None
+    for layer in layers:
+        prog, why = program_of(layer)
+        if prog is None and opaque is None:
+            opaque = why
+        programs.append(prog)
+    return Network(build, None if opaque else combine(programs), opaque)
+
+
+def _triples(layers: Sequence[Any]) -> list:
+    return [layer.triple if isinstance(layer, Network) else layer for layer in layers]
+
+
+# ----------------------------------------------------------------------- combinators
+def serial(*layers: Any) -> Network:
+    """NT's ``stax.serial``: the layers one after the other.
+
+    Example:
+        >>> serial(Dense(8), Relu()).program
+        (Dense(width=8, W_std=1.0, b_std=0.0), ABRelu(a=0.0, b=1.0))
+    """
+    return _compose(layers, lambda progs: tuple(op for p in progs for op in p),
+                    lambda: _stax().serial(*_triples(layers)))
+
+
+def parallel(*layers: Any) -> Network:
+    """NT's ``stax.parallel``: one layer per input branch (between ``FanOut`` and a ``FanIn``)."""
+    return _compose(layers, lambda progs: (P.Parallel(tuple(progs)),), lambda: _stax().parallel(*_triples(layers)))
+
+
+def FanOut(num: int) -> Network:
+    """NT's ``stax.FanOut``: ``num`` copies of the input."""
+    return _leaf((P.FanOut(int(num)),), lambda: _stax().FanOut(num))
+
+
+def FanInSum() -> Network:
+    r"""NT's ``stax.FanInSum``: sum of the branches, :math:`K = \sum_b K_b` (exact for
+    independent branches)."""
+    return _leaf((P.FanIn("sum"),), lambda: _stax().FanInSum())
+
+
+def FanInConcat(axis: int = -1) -> Network:
+    """NT's ``stax.FanInConcat`` along channels: the width-weighted mean of the branch kernels."""
+    if axis != -1:
+        return Network(lambda: _stax().FanInConcat(axis), None, f"FanInConcat(axis={axis})")
+    return _leaf((P.FanIn("concat"),), lambda: _stax().FanInConcat(axis))
+
+
+def Identity() -> Network:
+    """NT's ``stax.Identity``."""
+    return _leaf((), lambda: _stax().Identity())
+
+
+# ----------------------------------------------------------------------- dense layers
+def Dense(out_dim: int, W_std: float = 1.0, b_std: float | None = None, batch_axis: int = 0,
+          channel_axis: int = -1, parameterization: str = "ntk", s: tuple[int, int] = (1, 1)) -> Network:
+    r"""NT's ``stax.Dense``: :math:`K' = \sigma_w^2 K + \sigma_b^2`, :math:`\Theta' = K' + \sigma_w^2\Theta`.
+
+    Only the default NTK parameterisation over the last axis has a program; other settings
+    give an opaque (node-path) description.
+    """
+    def build():
+        return _stax().Dense(out_dim, W_std, b_std, batch_axis, channel_axis, parameterization, s)
+
+    if parameterization != "ntk" or channel_axis != -1 or batch_axis != 0 or tuple(s) != (1, 1):
+        return Network(build, None, f"Dense(parameterization={parameterization!r})")
+    return _leaf((P.Dense(int(out_dim), float(W_std), 0.0 if b_std is None else float(b_std)),), build)
+
+
+def Scale(c: float) -> Network:
+    """Multiplication by a constant: kernels scale by :math:`c^2` (:class:`graph_ntk.Scale`)."""
+    def build():
+        from graph_ntk.layers.scale import Scale as StaxScale
+
+        return StaxScale(c)
+
+    return _leaf((P.Scale(float(c)),), build)
+
+
+# ----------------------------------------------------------------------- nonlinearities
+def ABRelu(a: float, b: float, do_stabilize: bool = False) -> Network:
+    r"""NT's ``stax.ABRelu``: :math:`\phi(x) = a\min(x, 0) + b\max(x, 0)`."""
+    return _leaf((P.ABRelu(float(a), float(b)),), lambda: _stax().ABRelu(a, b, do_stabilize))
+
+
+def Relu(do_stabilize: bool = False) -> Network:
+    """NT's ``stax.Relu`` (``ABRelu(0, 1)``)."""
+    return _leaf((P.ABRelu(0.0, 1.0),), lambda: _stax().Relu(do_stabilize))
+
+
+def LeakyRelu(alpha: float, do_stabilize: bool = False) -> Network:
+    """NT's ``stax.LeakyRelu`` (``ABRelu(alpha, 1)``)."""
+    return _leaf((P.ABRelu(float(alpha), 1.0),), lambda: _stax().LeakyRelu(alpha, do_stabilize))
+
+
+def Abs(do_stabilize: bool = False) -> Network:
+    """NT's ``stax.Abs`` (``ABRelu(-1, 1)``)."""
+    return _leaf((P.ABRelu(-1.0, 1.0),), lambda: _stax().Abs(do_stabilize))
+
+
+def Erf(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Network:
+    r"""NT's ``stax.Erf``: :math:`\phi(x) = a\,\operatorname{erf}(bx) + c`."""
+    return _leaf((P.Erf(float(a), float(b), float(c)),), lambda: _stax().Erf(a, b, c))
+
+
+def Gelu(approximate: bool = False) -> Network:
+    r"""NT's ``stax.Gelu``: :math:`\phi(x) = x\,\Phi(x)` (exact form only)."""
+    if approximate:
+        return Network(lambda: _stax().Gelu(True), None, "Gelu(approximate=True)")
+    return _leaf((P.Gelu(False),), lambda: _stax().Gelu(False))
+
+
+def Sign() -> Network:
+    """NT's ``stax.Sign``."""
+    return _leaf((P.Sign(),), lambda: _stax().Sign())
+
+
+# ----------------------------------------------------------------------- graph layers
+def Aggregate(normalization: Literal["sum", "mean", "gcn"] = "sum", add_self_loops: bool = False,
+              implementation: Literal["DENSE", "SPARSE"] = "DENSE", edge_types: int | None = None) -> Network:
+    r"""Neighbourhood aggregation :math:`h'_j = \sum_i c_{ij} h_i` (:class:`graph_ntk.Aggregate`);
+    with ``edge_types=T`` one aggregation per edge type, concatenated along channels.
+
+    Example:
+        >>> Aggregate("mean", add_self_loops=True).program
+        (Aggregate(normalization='mean', add_self_loops=True, edge_types=None),)
+    """
+    def build():
+        from graph_ntk.layers.aggregate import Aggregate as StaxAggregate
+
+        if edge_types is None:
+            return StaxAggregate(normalization, add_self_loops, implementation)
+        return StaxAggregate(normalization, add_self_loops, implementation, edge_types=edge_types)
+
+    types = None if edge_types is None else int(edge_types)
+    return _leaf((P.Aggregate(normalization, bool(add_self_loops), types),), build)
+
+
+def GlobalSumPool() -> Network:
+    r"""Sum over each graph's real nodes: :math:`K'(G, G') = \sum_{u,v} K[u, v]`."""
+    def build():
+        from graph_ntk.layers.pooling import GlobalSumPool as StaxPool
+
+        return StaxPool()
+
+    return _leaf((P.GlobalPool("sum"),), build)
+
+
+def GlobalMeanPool() -> Network:
+    r"""Mean over each graph's real nodes: :math:`K'(G, G') = \frac{1}{|V||V'|}\sum_{u,v} K[u, v]`."""
+    def build():
+        from graph_ntk.layers.pooling import GlobalMeanPool as StaxPool
+
+        return StaxPool()
+
+    return _leaf((P.GlobalPool("mean"),), build)
+
+
+def StructurePool(method: Literal["graclus", "ndp", "kmis"], then: Any = None, **options: Any) -> Network:
+    r"""Structure-only coarsening :math:`K' = S^\top K S'`, then ``then`` on the coarse graph
+    (:class:`graph_ntk.StructurePool`).
+
+    Example:
+        >>> StructurePool("graclus", serial(Aggregate(), GlobalSumPool())).program[0]
+        StructurePool(method='graclus', options=())
+    """
+    rest = Identity() if then is None else then
+
+    def build():
+        from graph_ntk.layers.pooling import StructurePool as StaxStructurePool
+
+        return StaxStructurePool(method, _triples([rest])[0], **options)
+
+    prog, why = program_of(rest)
+    op = P.StructurePool(method, tuple(sorted((k, float(v)) for k, v in options.items())))
+    return Network(build, None if prog is None else (op, *prog), why)
