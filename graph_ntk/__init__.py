@@ -36,6 +36,8 @@ _EXPORTS = {
     "GlobalSumPool": "graph_ntk.layers",
     "Scale": "graph_ntk.layers",
     "gntk": "graph_ntk.models",
+    "hierarchical_gntk": "graph_ntk.models",
+    "nn": "graph_ntk.nn",
     "gcn": "graph_ntk.models",
     "gin": "graph_ntk.models",
     "sage": "graph_ntk.models",
@@ -61,7 +63,7 @@ _EXPORTS = {
     "KernelEstimate": "graph_ntk.monte_carlo",
 }
 # Every pool (global, structure-only coarsening, learned) at top level, as in PyG.
-_POOLS = ("StructurePool", "coarsen", "hierarchical_gntk", "TopKPooling", "SAGPooling", "DiffPool", "MinCutPool",
+_POOLS = ("StructurePool", "coarsen", "TopKPooling", "SAGPooling", "DiffPool", "MinCutPool",
           "DMoNPool", "JustBalancePool", "AsymCheegerCutPool", "LaPool", "SortPool", "GlobalAttentionPool",
           "GlobalAttnSumPool", "MemPooling")
 _EXPORTS.update({name: "graph_ntk.layers.pooling" for name in _POOLS})
@@ -73,7 +75,8 @@ def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'graph_ntk' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    value = imported if module == f"graph_ntk.{name}" else getattr(imported, name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
 

@@ -29,9 +29,11 @@ import numpy as np
 
 from graph_ntk import program as P
 from graph_ntk.data.graph import Graph
+from graph_ntk.kernels.chain import NotAChain, Sum, Tap, chain_plan
 from graph_ntk.kernels.dense_exec import State, run_dense
 from graph_ntk.kernels.refine import FeaturePartition, feature_partition
 from graph_ntk.kernels.spaces import NodeSpace
+from graph_ntk.kernels.tiled_exec import run_chain
 
 __all__ = ["ProgramGram", "node_features", "program_gram"]
 
@@ -88,6 +90,10 @@ def program_gram(
     num_tags: int | None = None,
     get: Sequence[str] = ("nngp", "ntk"),
     dtype=np.float64,
+    executor: str = "auto",
+    block_size: int | None = None,
+    num_threads: int | None = None,
+    progress: bool = False,
 ) -> ProgramGram:
     """The Gram matrices of ``program`` between ``graphs`` and ``graphs2`` (or itself).
 
@@ -98,6 +104,11 @@ def program_gram(
         num_tags: size of the one-hot label alphabet (graphs with ``node_labels``).
         get: which kernels to compute; leaving out ``'ntk'`` skips its work.
         dtype: float64 or float32.
+        executor: ``'tiled'`` (chain programs only), ``'dense'`` or ``'auto'`` (tiled
+            whenever the program is a chain).
+        block_size: items per tile side of the tiled executor.
+        num_threads: worker threads of the tiled executor (default: all usable CPUs).
+        progress: a progress bar per stage.
     """
     t0 = time.perf_counter()
     program = P.normalize(program)
@@ -108,13 +119,28 @@ def program_gram(
     part = feature_partition(keys)
     phi = input_factor(part, num_tags, has_labels).astype(dtype)
     space = NodeSpace.from_graphs(joint)
-    nngp0 = phi @ phi.T
-    st = State(space, part.items, nngp0, None, np.diagonal(nngp0).copy(), phi.shape[1])
     timings = {"setup": time.perf_counter() - t0}
-    out = run_dense(program, st, want_ntk="ntk" in get)
-    if out.space is not None:
-        raise ValueError("the network has no global readout: end it with GlobalSumPool() or GlobalMeanPool() "
-                         "to get a graph kernel")
+    plan = None
+    if executor != "dense":
+        try:
+            plan = chain_plan(program)
+        except NotAChain as why:
+            if executor == "tiled":
+                raise ValueError(f"this network cannot run on the tiled executor ({why}); use executor='dense'")
+    if plan is not None:
+        groups, counts, stage_times = run_chain(plan, space, part.items, phi, dtype=dtype, block=block_size,
+                                                num_threads=num_threads, progress=progress)
+        timings.update(stage_times)
+        out = _evaluate(plan.expr, groups, "ntk" in get)
+        used = "tiled"
+    else:
+        nngp0 = phi @ phi.T
+        st = State(space, part.items, nngp0, None, np.diagonal(nngp0).copy(), phi.shape[1])
+        out = run_dense(program, st, want_ntk="ntk" in get)
+        if out.space is not None:
+            raise ValueError("the network has no global readout: end it with GlobalSumPool() or GlobalMeanPool() "
+                             "to get a graph kernel")
+        counts, used = (part.num_items, out.num_items), "dense"
     n1 = len(graphs)
     rows = out.items[:n1]
     cols = rows if symmetric else out.items[n1:]
@@ -125,4 +151,24 @@ def program_gram(
         return np.asarray(mat[np.ix_(rows, cols)], dtype=np.float64)
 
     timings["total"] = time.perf_counter() - t0
-    return ProgramGram(gram(out.nngp), gram(out.ntk), (part.num_items, out.num_items), "dense", timings)
+    return ProgramGram(gram(out.nngp), gram(out.ntk), tuple(counts), used, timings)
+
+
+def _evaluate(expr: Sum, groups: dict[int, list[np.ndarray]], want_ntk: bool) -> State:
+    """The graph-level value of a chain's readout expression (joint graph x graph kernels)."""
+    seen: set[int] = set()
+    total: State | None = None
+    for term in expr.terms:
+        if isinstance(term, Tap):
+            if term.group in seen:  # plain taps of one sum share their accumulator
+                continue
+            seen.add(term.group)
+            nngp, ntk = groups[term.group]
+            st = State(None, np.arange(nngp.shape[0]), nngp, ntk, np.diagonal(nngp).copy(), 0)
+        else:
+            st = _evaluate(term, groups, want_ntk)
+        if total is None:
+            total = st
+        else:
+            total = State(None, total.items, total.nngp + st.nngp, total.ntk + st.ntk, total.var + st.var, 0)
+    return run_dense(expr.post, total, want_ntk=want_ntk)

@@ -102,13 +102,14 @@ def refine(items: np.ndarray, num_items: int, maps: Sequence[sp.spmatrix], *,
         keys.append(np.full(n_new, len(rows) * num_items, dtype=np.int64))
         values.append(np.asarray(keep, dtype=np.int64))
     owner, key, value = (np.concatenate(a) for a in (owners, keys, values))
-    order = np.lexsort((value, key, owner))
-    owner, key, value = owner[order], key[order], value[order]
     if owner.size:
-        # (key, value bits) pairs -> dense ids, so that the sequence ranking's products stay small.
-        pairs = np.stack([key, value], axis=1)
-        pair_id = np.unique(pairs, axis=0, return_inverse=True)[1].ravel()
-        ident = _rank_sequences(owner, pair_id, n_new)
+        # (key, value bits) pairs -> dense ids, so that the sequence ranking's products stay
+        # small: values first (few distinct ones), then one int64 code per pair.
+        value_id = np.unique(value, return_inverse=True)[1].ravel()
+        code = key * (int(value_id.max()) + 1) + value_id
+        pair_id = np.unique(code, return_inverse=True)[1].ravel()
+        order = np.lexsort((pair_id, owner))
+        ident = _rank_sequences(owner[order], pair_id[order], n_new)
     else:
         ident = np.zeros(n_new, dtype=np.int64)
     new_items = _by_first_occurrence(ident)

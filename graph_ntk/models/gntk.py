@@ -34,28 +34,9 @@ Gram matrices exactly (``tests/test_gntk.py``).
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
-from neural_tangents import stax
-
-from graph_ntk.layers import Aggregate, GlobalMeanPool, GlobalSumPool
-from graph_ntk.layers.scale import Scale
-
-
-class GNTKNetwork(tuple):
-    """The ``(init_fn, apply_fn, kernel_fn)`` triple returned by :func:`gntk`.
-
-    A plain tuple (unpack it, or pass it to ``stax.serial``) that also remembers the
-    arguments it was built with in ``architecture``, so that :func:`graph_ntk.gram` can
-    compute its Gram with the exact colour-compressed engine.
-    """
-
-    architecture: dict
-
-    def __new__(cls, triple, architecture: dict) -> "GNTKNetwork":
-        network = super().__new__(cls, triple)
-        network.architecture = architecture
-        return network
+from graph_ntk import nn
 
 
 def gntk(
@@ -84,10 +65,9 @@ def gntk(
         implementation: ``Aggregate`` implementation, ``'DENSE'`` or ``'SPARSE'``.
 
     Returns:
-        ``(init_fn, apply_fn, kernel_fn)`` (a :class:`GNTKNetwork`); ``kernel_fn(..., 'ntk')``
-        is the GNTK and ``'nngp'`` the GNNGP. ``graph_ntk.gram`` computes its Gram with the
-        exact colour engine when the graphs' features are one-hot node labels of dimension
-        ``input_dim``.
+        A :class:`graph_ntk.nn.Network`: ``(init_fn, apply_fn, kernel_fn)`` with
+        ``kernel_fn(..., 'ntk')`` the GNTK and ``'nngp'`` the GNNGP, and ``.program``, which
+        :func:`graph_ntk.gram` runs on the exact compressed engine.
 
     Example:
         >>> from graph_ntk import Graph, GraphBatch, kernel_kwargs
@@ -99,12 +79,9 @@ def gntk(
     """
     if num_blocks < 1:
         raise ValueError(f"num_blocks must be >= 1, got {num_blocks}")
-    architecture = dict(num_blocks=num_blocks, num_mlp_layers=num_mlp_layers, aggregation=aggregation,
-                        jumping_knowledge=jumping_knowledge, readout=readout, input_dim=input_dim)
-    network = gntk_from_plan(["block"] * num_blocks, num_mlp_layers=num_mlp_layers, aggregation=aggregation,
-                             jumping_knowledge=jumping_knowledge, readout=readout, input_dim=input_dim,
-                             width=width, implementation=implementation)
-    return GNTKNetwork(network, architecture)
+    return gntk_from_plan(["block"] * num_blocks, num_mlp_layers=num_mlp_layers, aggregation=aggregation,
+                          jumping_knowledge=jumping_knowledge, readout=readout, input_dim=input_dim,
+                          width=width, implementation=implementation)
 
 
 def gntk_from_plan(
@@ -134,17 +111,17 @@ def gntk_from_plan(
         raise ValueError(f"input_dim must be the node-feature dimension (>= 1), got {input_dim}")
     if plan[-1] != "block" or ("coarsen" in plan and coarsen is None):
         raise ValueError("plan must end with a 'block', and 'coarsen' steps need coarsen=")
-    pool = GlobalSumPool() if readout == "sum" else GlobalMeanPool()
-    relu_dense = [stax.Relu(), stax.Dense(width, W_std=math.sqrt(2.0))]
+    pool = nn.GlobalSumPool() if readout == "sum" else nn.GlobalMeanPool()
+    relu_dense = [nn.Relu(), nn.Dense(width, W_std=math.sqrt(2.0))]
     # Each block ends with a ReLU; the Dense(sqrt 2) that completes its last MLP layer is
     # drawn separately for the readout and for the next block. With separate weights the
     # JK branches are independent Gaussian processes, so NT's FanInSum (which adds kernels
     # and ignores cross-covariances) is exact for the finite network too, and both branches
     # see the reference's (K_l, Theta_l).
-    body = [Aggregate(aggregation, add_self_loops=True, implementation=implementation)]
-    body += relu_dense * (num_mlp_layers - 1) + [stax.Relu()]
-    out_dense = lambda: stax.Dense(width, W_std=math.sqrt(2.0))  # noqa: E731
-    in_dense = lambda: stax.Dense(width, W_std=math.sqrt(input_dim))  # noqa: E731
+    body = [nn.Aggregate(aggregation, add_self_loops=True, implementation=implementation)]
+    body += relu_dense * (num_mlp_layers - 1) + [nn.Relu()]
+    out_dense = lambda: nn.Dense(width, W_std=math.sqrt(2.0))  # noqa: E731
+    in_dense = lambda: nn.Dense(width, W_std=math.sqrt(input_dim))  # noqa: E731
 
     # Built from the last step backwards: with JK each block forks into "read out here" and
     # "continue", and the pooled readouts of all blocks are summed. (NT warns at kernel
@@ -154,14 +131,52 @@ def gntk_from_plan(
         if step == "coarsen":
             rest = coarsen(rest)
         elif rest is None:
-            rest = stax.serial(*body, out_dense(), pool)
+            rest = nn.serial(*body, out_dense(), pool)
         elif jumping_knowledge:
-            rest = stax.serial(*body, stax.FanOut(2),
-                               stax.parallel(stax.serial(out_dense(), pool), stax.serial(out_dense(), rest)),
-                               stax.FanInSum())
+            rest = nn.serial(*body, nn.FanOut(2),
+                               nn.parallel(nn.serial(out_dense(), pool), nn.serial(out_dense(), rest)),
+                               nn.FanInSum())
         else:
-            rest = stax.serial(*body, out_dense(), rest)
+            rest = nn.serial(*body, out_dense(), rest)
     if not jumping_knowledge:
-        return stax.serial(in_dense(), rest, Scale(math.sqrt(2.0)))
-    return stax.serial(stax.FanOut(2), stax.parallel(stax.serial(in_dense(), pool), stax.serial(in_dense(), rest)),
-                       stax.FanInSum(), Scale(math.sqrt(2.0)))
+        return nn.serial(in_dense(), rest, nn.Scale(math.sqrt(2.0)))
+    return nn.serial(nn.FanOut(2), nn.parallel(nn.serial(in_dense(), pool), nn.serial(in_dense(), rest)),
+                       nn.FanInSum(), nn.Scale(math.sqrt(2.0)))
+
+
+def hierarchical_gntk(
+    method: Literal["graclus", "ndp", "kmis"] = "graclus",
+    num_levels: int = 2,
+    blocks_per_level: int = 2,
+    num_mlp_layers: int = 2,
+    aggregation: Literal["sum", "mean"] = "sum",
+    jumping_knowledge: bool = True,
+    readout: Literal["sum", "mean"] = "sum",
+    *,
+    input_dim: int,
+    width: int = 512,
+    **options: Any,
+):
+    r"""A GNTK (Du et al., 2019) whose graph is coarsened between levels by :func:`StructurePool`.
+
+    Level :math:`\ell = 1..` ``num_levels`` runs ``blocks_per_level`` GNTK blocks
+    (self-looped ``Aggregate`` then ``num_mlp_layers`` ReLU MLP layers, width ``width``,
+    weight variance 2) on graph :math:`G_\ell`, with :math:`G_1 = G` and
+    :math:`G_{\ell+1}` the ``method`` coarsening of :math:`G_\ell`. Readout as in
+    :func:`graph_ntk.gntk`: ``readout`` pooling of every block (and the input) with
+    jumping knowledge, else of the last block, times :math:`\sqrt 2`. With
+    ``num_levels=1`` this is exactly ``gntk(blocks_per_level, ...)``.
+
+    Every step is exact, so ``kernel_fn(..., 'ntk')`` is the hierarchical GNTK and
+    ``'nngp'`` its GNNGP.
+
+    Example:
+        >>> _, _, kernel_fn = hierarchical_gntk('kmis', 2, 1, input_dim=3, k=1)
+        >>> # kernel_fn(b.x, None, 'ntk', **kernel_kwargs(b)) -> (B, B) Gram matrix
+    """
+    if num_levels < 1 or blocks_per_level < 1:
+        raise ValueError(f"num_levels and blocks_per_level must be >= 1, got {num_levels}, {blocks_per_level}")
+    plan = (["block"] * blocks_per_level + ["coarsen"]) * (num_levels - 1) + ["block"] * blocks_per_level
+    return gntk_from_plan(plan, num_mlp_layers=num_mlp_layers, aggregation=aggregation,
+                          jumping_knowledge=jumping_knowledge, readout=readout, input_dim=input_dim, width=width,
+                          coarsen=lambda rest: nn.StructurePool(method, rest, **options))

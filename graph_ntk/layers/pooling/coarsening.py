@@ -79,7 +79,6 @@ __all__ = [
     "coarsen",
     "coarsen_graph",
     "graclus",
-    "hierarchical_gntk",
     "kmis",
     "node_decimation",
     "pool_adjacency",
@@ -395,46 +394,3 @@ def StructurePool(method: Method, then=None, **options: Any):
         return then_kernel(pooled, pattern=(a1, a2), node_mask=(real1, real2), **kwargs)
 
     return init_fn, apply_fn, kernel_fn
-
-
-# ----------------------------------------------------------------- example architecture
-def hierarchical_gntk(
-    method: Method = "graclus",
-    num_levels: int = 2,
-    blocks_per_level: int = 2,
-    num_mlp_layers: int = 2,
-    aggregation: Literal["sum", "mean"] = "sum",
-    jumping_knowledge: bool = True,
-    readout: Literal["sum", "mean"] = "sum",
-    *,
-    input_dim: int,
-    width: int = 512,
-    **options: Any,
-):
-    r"""A GNTK (Du et al., 2019) whose graph is coarsened between levels by :func:`StructurePool`.
-
-    Level :math:`\ell = 1..` ``num_levels`` runs ``blocks_per_level`` GNTK blocks
-    (self-looped ``Aggregate`` then ``num_mlp_layers`` ReLU MLP layers, width ``width``,
-    weight variance 2) on graph :math:`G_\ell`, with :math:`G_1 = G` and
-    :math:`G_{\ell+1}` the ``method`` coarsening of :math:`G_\ell`. Readout as in
-    :func:`graph_ntk.gntk`: ``readout`` pooling of every block (and the input) with
-    jumping knowledge, else of the last block, times :math:`\sqrt 2`. With
-    ``num_levels=1`` this is exactly ``gntk(blocks_per_level, ...)``.
-
-    Every step is exact, so ``kernel_fn(..., 'ntk')`` is the hierarchical GNTK and
-    ``'nngp'`` its GNNGP.
-
-    Example:
-        >>> _, _, kernel_fn = hierarchical_gntk('kmis', 2, 1, input_dim=3, k=1)
-        >>> # kernel_fn(b.x, None, 'ntk', **kernel_kwargs(b)) -> (B, B) Gram matrix
-    """
-    # Imported here: graph_ntk.models imports graph_ntk.layers, which imports this module.
-    from graph_ntk.models.gntk import gntk_from_plan
-
-    if num_levels < 1 or blocks_per_level < 1:
-        raise ValueError(f"num_levels and blocks_per_level must be >= 1, got {num_levels}, {blocks_per_level}")
-    _check_method(method, options)
-    plan = (["block"] * blocks_per_level + ["coarsen"]) * (num_levels - 1) + ["block"] * blocks_per_level
-    return gntk_from_plan(plan, num_mlp_layers=num_mlp_layers, aggregation=aggregation,
-                          jumping_knowledge=jumping_knowledge, readout=readout, input_dim=input_dim, width=width,
-                          coarsen=lambda rest: StructurePool(method, rest, **options))

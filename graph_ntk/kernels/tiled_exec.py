@@ -1,0 +1,459 @@
+r"""The tiled executor: chain programs (:mod:`graph_ntk.kernels.chain`) on bounded tiles.
+
+Stage ``k`` of a chain is the ``k``-th aggregation followed by pointwise ops and readout
+taps. Its item kernels are never held whole: each symmetric ``C_k x C_k`` matrix pair
+(NNGP, NTK) is produced one block column at a time from the stored upper-triangle tiles of
+stage ``k - 1`` (:class:`~graph_ntk.kernels.tiles.Tiles`), every tile goes through the
+stage's pointwise ops while it is in cache, readout taps contract it with the
+graphs x items matrices, and it is stored (transposed) only if the next stage needs it.
+
+Representation. A tile holds :math:`X = K / (d_i d_j)` and :math:`\tau = \Theta/(d_i d_j)`
+for a per-item scale ``d`` chosen at planning time; after an aggregation ``d = \sqrt{\operatorname{diag} K}``,
+so ``X`` is a correlation matrix and the aggregation itself becomes
+:math:`X' = \sum_t \tilde M_t X \tilde M_t^\top` with :math:`\tilde M_t = D'^{-1} M_t D`.
+On correlations the ReLU family (``ABRelu``, positively homogeneous) is a function of
+:math:`\lambda` alone: with :math:`s = (a^2 + b^2)/2`, :math:`\alpha = (a-b)^2/(2\pi s)`,
+:math:`t = \arccos\lambda`,
+
+.. math::  \lambda' = \alpha\sqrt{1-\lambda^2} + \lambda\,(1 - \alpha t), \qquad
+           \tau' = \tau\,(1 - \alpha t), \qquad d' = \sqrt{s}\, d,
+
+which is NT's rule divided by ``s`` (the in-place form of the GNTK's arccos step; tested
+against :func:`graph_ntk.kernels.rules.nonlinearity`); a following ``Dense(W, b=0)`` is
+:math:`\tau \mathrel{+}= X`, :math:`d \mathrel{*}= W`. Every other op (``Erf``, ``Gelu``,
+``Sign``, biases) goes through NT's closed form on :math:`K = X d_i d_j` and back.
+
+The first aggregation of :math:`K^{(0)} = \Phi\Phi^\top` (``Φ`` the distinct feature rows)
+is low rank: its tiles are ``(M Φ)[rows] (M Φ)[cols]^T`` products, never a sparse
+product over a ``C_0 x C_0`` matrix.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from graph_ntk import program as P
+from graph_ntk.kernels.chain import ChainPlan, Tap
+from graph_ntk.kernels.dense_exec import pointwise, pointwise_variance
+from graph_ntk.kernels.refine import refine
+from graph_ntk.kernels.spaces import NodeSpace
+from graph_ntk.kernels.tiles import Tiles, buffer, parallel_for, parent_order, tick, transpose_into, variances
+
+__all__ = ["run_chain", "chain_memory"]
+
+_CHUNK_ELEMENTS = 1 << 15  # 4 float64 arrays of 2**15 entries stay in a 2 MiB L2 cache
+DEFAULT_BLOCK = 504  # not a power of two: such row lengths alias in the L1 cache on transposes
+
+
+# ----------------------------------------------------------------------- tile ops
+@dataclass
+class _FastABRelu:
+    alpha: float
+    dense: bool  # a Dense(W, b=0) follows: tau += lambda
+    nonneg: bool  # correlations known to be >= 0 (skip the lower clip)
+
+    def __call__(self, lam, tau, rows, cols, a, s) -> None:
+        if self.nonneg:
+            np.minimum(lam, 1.0, out=lam)
+        else:
+            np.clip(lam, -1.0, 1.0, out=lam)
+        np.arccos(lam, out=a)
+        np.multiply(a, -self.alpha, out=a)
+        a += 1.0  # 1 - alpha t
+        np.multiply(lam, lam, out=s)
+        np.subtract(1.0, s, out=s)
+        np.sqrt(s, out=s)
+        s *= self.alpha
+        tau *= a
+        lam *= a
+        lam += s
+        if self.dense:
+            tau += lam
+
+
+@dataclass
+class _AddNngp:  # Dense(W, b=0) on correlations: Θ' = W²(K + Θ), stored relative to W d
+    def __call__(self, lam, tau, rows, cols, a, s) -> None:
+        tau += lam
+
+
+@dataclass
+class _Generic:
+    op: P.Op
+    var_in: np.ndarray
+    d_in: np.ndarray
+    d_out: np.ndarray
+
+    def __call__(self, lam, tau, rows, cols, a, s) -> None:
+        scale_in = self.d_in[rows][:, None] * self.d_in[cols][None, :]
+        k, t = pointwise(self.op, lam * scale_in, tau * scale_in, self.var_in[rows], self.var_in[cols])
+        scale_out = self.d_out[rows][:, None] * self.d_out[cols][None, :]
+        np.divide(k, scale_out, out=lam)
+        np.divide(t, scale_out, out=tau)
+
+
+class _Track:
+    """Planning-time bookkeeping of one activation: item variances, scales and whether
+    the stored values are correlations (unit diagonal)."""
+
+    def __init__(self, var: np.ndarray, nonneg: bool) -> None:
+        self.var = var
+        self.unit = bool(np.all(var > 0))
+        self.d = np.sqrt(var) if self.unit else np.ones_like(var)
+        self.nonneg = nonneg
+
+    def compile(self, ops: tuple, dtype) -> list:
+        """Tile ops for ``ops`` (pointwise), updating the bookkeeping."""
+        out: list = []
+        i = 0
+        while i < len(ops):
+            op = ops[i]
+            fused = i + 1 < len(ops) and isinstance(ops[i + 1], P.Dense) and ops[i + 1].b_std == 0.0
+            s = (op.a ** 2 + op.b ** 2) / 2 if isinstance(op, P.ABRelu) else 0.0
+            if isinstance(op, P.ABRelu) and self.unit and s > 0:
+                out.append(_FastABRelu((op.a - op.b) ** 2 / (2 * math.pi * s), fused, self.nonneg))
+                self.var = self.var * s
+                self.d = self.d * math.sqrt(s)
+                self.nonneg = op.a >= 0 and op.b >= 0 or (self.nonneg and op.b >= 0)
+                if fused:
+                    w = ops[i + 1].W_std
+                    self.var, self.d = self.var * w * w, self.d * abs(w)
+                    i += 1
+            elif isinstance(op, P.Dense) and op.b_std == 0.0:
+                out.append(_AddNngp())
+                self.var, self.d = self.var * op.W_std ** 2, self.d * abs(op.W_std)
+            elif isinstance(op, P.Scale):
+                self.var, self.d = self.var * op.c ** 2, self.d * abs(op.c)
+            else:
+                var_out = pointwise_variance(op, self.var)
+                d_in = self.d
+                unit = bool(np.all(var_out > 0))
+                d_out = np.sqrt(var_out) if unit else np.ones_like(var_out)
+                out.append(_Generic(op, self.var, d_in.astype(dtype), d_out.astype(dtype)))
+                self.var, self.d, self.unit = var_out, d_out, unit
+                self.nonneg = self.nonneg and isinstance(op, P.Dense)
+            i += 1
+        return out
+
+    def copy(self) -> "_Track":
+        t = _Track.__new__(_Track)
+        t.var, t.unit, t.d, t.nonneg = self.var, self.unit, self.d, self.nonneg
+        return t
+
+
+def _run_ops(tile: np.ndarray, ops: list, rows0: int, cols: slice, dtype) -> None:
+    """Apply tile ops to a ``(rows, 2, w)`` tile whose first row is item ``rows0``, in
+    cache-sized row chunks."""
+    if not ops:
+        return
+    n_rows, _, w = tile.shape
+    step = max(1, _CHUNK_ELEMENTS // max(w, 1))
+    a_buf, s_buf = np.empty((step, w), dtype), np.empty((step, w), dtype)
+    for r0 in range(0, n_rows, step):
+        r1 = min(n_rows, r0 + step)
+        lam, tau = tile[r0:r1, 0, :], tile[r0:r1, 1, :]
+        rows = slice(rows0 + r0, rows0 + r1)
+        for op in ops:
+            op(lam, tau, rows, cols, a_buf[: r1 - r0], s_buf[: r1 - r0])
+
+
+# ----------------------------------------------------------------------- one stage
+class _Stage:
+    """Stage ``k``: builds the tiles of its item kernels block column by block column.
+
+    ``source`` is ``("factor", FK, FT)`` (tiles are products of factor rows, prescaled by
+    ``1/d``) or ``("tiles", prev, [M̃_t], first_child)`` (sparse products with the stored
+    tiles of the previous stage).
+    """
+
+    def __init__(self, source, n_items: int, block: int, segments: list, keep: bool, dtype) -> None:
+        self.source, self.segments, self.dtype = source, segments, dtype
+        self.starts = np.append(np.arange(0, n_items, block), n_items)
+        self.n_blocks = len(self.starts) - 1
+        self.store = Tiles(self.starts, dtype) if keep else None
+        if source[0] == "tiles":
+            _, prev, m_tildes, _ = source
+            self.block_rows = [[m[a:b] for a, b in zip(self.starts[:-1], self.starts[1:])] for m in m_tildes]
+
+    @property
+    def size(self) -> int:
+        return int(self.starts[-1])
+
+    def _tiles_from_previous(self, p: int, ctx: dict, panel: np.ndarray) -> None:
+        times = ctx["times"]
+        _, prev, m_tildes, first_child = self.source
+        s, e = int(self.starts[p]), int(self.starts[p + 1])
+        w = e - s
+        n_prev = prev.starts[-1]
+        panel2 = panel.reshape(panel.shape[0], 2 * w)
+        for t_idx, m_tilde in enumerate(m_tildes):
+            t = time.thread_time()
+            mine = m_tilde[s:e]
+            k = np.unique(mine.indices)
+            local = sp.csr_matrix((mine.data, np.searchsorted(k, mine.indices), mine.indptr), shape=(w, k.size))
+            row_first = np.searchsorted(prev.block_of(k), np.arange(prev.n_blocks + 1))
+            groups = [(q, int(row_first[q]), int(row_first[q + 1])) for q in range(prev.n_blocks)
+                      if row_first[q] < row_first[q + 1]]
+            # Wᵀ = [X|τ]_{k-1} M̃[I]ᵀ, one previous block at a time, from the first child of the
+            # rows >= s on (the colour order makes the children of those rows a suffix).
+            wt = buffer(ctx, "wt", (n_prev, 2, w), self.dtype)
+            for pp in range(int(prev.block_of(int(first_child[s]))), prev.n_blocks):
+                rows = prev.column_block(k, groups, pp)
+                t = tick(times, "gather", t)
+                prod = (local @ rows.reshape(k.size, -1)).reshape(w, 2, -1)
+                transpose_into(wt[prev.starts[pp]: prev.starts[pp + 1]], prod)
+                t = tick(times, "aggregate", t)
+            wt2 = wt.reshape(n_prev, 2 * w)
+            for q in range(p, self.n_blocks):
+                a, b = int(self.starts[q]), int(self.starts[q + 1])
+                part = self.block_rows[t_idx][q] @ wt2
+                if t_idx == 0:
+                    np.copyto(panel2[a - s: b - s], part)
+                else:
+                    panel2[a - s: b - s] += part
+            tick(times, "aggregate", t)
+
+    def _tiles_from_factor(self, p: int, ctx: dict, panel: np.ndarray) -> None:
+        t = time.thread_time()
+        _, fk, ft = self.source
+        s, e = int(self.starts[p]), int(self.starts[p + 1])
+        panel[:, 0, :] = fk[s:] @ fk[s:e].T
+        if ft is None:
+            panel[:, 1, :] = 0.0
+        else:
+            panel[:, 1, :] = ft[s:] @ ft[s:e].T
+        tick(ctx["times"], "aggregate", t)
+
+    def run_block(self, p: int, ctx: dict) -> None:
+        times = ctx["times"]
+        s, e = int(self.starts[p]), int(self.starts[p + 1])
+        w = e - s
+        cols = slice(s, e)
+        panel = buffer(ctx, "panel", (self.size - s, 2, w), self.dtype)
+        if self.source[0] == "tiles":
+            self._tiles_from_previous(p, ctx, panel)
+        else:
+            self._tiles_from_factor(p, ctx, panel)
+        if self.unit_diagonal:
+            r = np.arange(w)
+            panel[r, 0, r] = 1.0  # exact unit self-correlation
+        for ops, tap in self.segments:
+            t = time.thread_time()
+            for q in range(p, self.n_blocks):
+                a, b = int(self.starts[q]), int(self.starts[q + 1])
+                _run_ops(panel[a - s: b - s], ops, a, cols, self.dtype)
+            t = tick(times, "pointwise", t)
+            if tap is not None:
+                self._readout(tap, panel, s, e, ctx)
+                tick(times, "readout", t)
+        if self.store is not None:
+            t = time.thread_time()
+            for q in range(p, self.n_blocks):
+                a, b = int(self.starts[q]), int(self.starts[q + 1])
+                upper = np.empty((w, 2, b - a), dtype=self.dtype)
+                transpose_into(upper, panel[a - s: b - s])
+                self.store.tiles[p][q - p] = upper
+            tick(times, "store", t)
+
+    def _readout(self, tap, panel: np.ndarray, s: int, e: int, ctx: dict) -> None:
+        """acc += E[:, I] X[I, s:] E[:, s:]^T for the lower block column (the mirrored upper
+        part is the transpose, added at the end; the diagonal tile counts half)."""
+        tap_ops, e_mat, group = tap
+        w = e - s
+        if tap_ops:
+            src = buffer(ctx, "tap", panel.shape, self.dtype)
+            np.copyto(src, panel)
+            for q in range(self.n_blocks):
+                a, b = int(self.starts[q]), int(self.starts[q + 1])
+                if b > s:
+                    _run_ops(src[a - s: b - s], tap_ops, a, slice(s, e), self.dtype)
+        else:
+            src = panel
+        flat = src.reshape(src.shape[0], 2 * w)
+        xs = e_mat[:, s:] @ flat
+        xs -= 0.5 * (e_mat[:, s:e] @ flat[:w])
+        eb_block = e_mat[:, s:e].tocsr()
+        hit = np.flatnonzero(np.diff(eb_block.indptr))
+        eb_block = eb_block[hit]
+        xs = xs.reshape(xs.shape[0], 2, w)
+        xq = buffer(ctx, "xq", (w, 1, xs.shape[0]), self.dtype)
+        acc = ctx["acc"][group]
+        for ch in range(2):
+            transpose_into(xq, xs[:, ch: ch + 1, :])
+            acc[ch][hit] += eb_block @ xq.reshape(w, -1)
+
+
+# ----------------------------------------------------------------------- the chain
+def _split_stages(plan: ChainPlan) -> tuple[list[P.Aggregate], list[list]]:
+    aggs, stages = [], [[]]
+    for item in plan.trunk:
+        if isinstance(item, tuple) and item[0] == "agg":
+            aggs.append(item[1])
+            stages.append([])
+        else:
+            stages[-1].append(item)
+    return aggs, stages
+
+
+def _is_linear(op) -> bool:
+    return isinstance(op, (P.Dense, P.Scale))
+
+
+def _factor_ops(ops: tuple, fk: np.ndarray, ft: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Dense / Scale on factors: K = FK FKᵀ, Θ = FT FTᵀ (``None``: Θ = 0)."""
+    for op in ops:
+        if isinstance(op, P.Scale):
+            fk, ft = fk * abs(op.c), None if ft is None else ft * abs(op.c)
+        else:
+            fk = np.hstack([op.W_std * fk, np.full((fk.shape[0], 1), op.b_std, fk.dtype)]) if op.b_std else \
+                op.W_std * fk
+            ft = fk if ft is None else np.hstack([fk, op.W_std * ft])
+    return fk, ft
+
+
+def chain_memory(num_items: tuple[int, ...], num_graphs: int, num_groups: int, block: int, threads: int,
+                 itemsize: int, edge_types: int = 1) -> int:
+    """Bytes at the peak: stored triangles of two consecutive stages, per-thread scratch
+    (``Wᵀ`` per edge type and one block column) and the per-thread readout accumulators."""
+    stored = [2 * c * (c + block) // 2 for c in num_items] + [0]
+    peak = max(stored[k - 1] + stored[k] for k in range(1, len(stored)))
+    scratch = threads * 2 * block * (max(num_items) * (1 + edge_types) + max(num_items))
+    acc = threads * num_groups * 2 * num_graphs * num_graphs
+    return int((peak + scratch) * itemsize + acc * 8)
+
+
+def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.ndarray, *, dtype=np.float64,
+              block: int | None = None, num_threads: int | None = None, progress: bool = False
+              ) -> tuple[dict[int, list[np.ndarray]], tuple[int, ...], dict[str, float]]:
+    """Run the trunk of ``plan``; returns the graph-level accumulators per readout group
+    (``[nngp, ntk]`` joint graph x graph matrices), the item count per stage and timings."""
+    dtype = np.dtype(dtype)
+    block = block or DEFAULT_BLOCK
+    if num_threads is None:
+        num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    timings: dict[str, float] = defaultdict(float)
+    t0 = time.perf_counter()
+    aggs, stage_ops = _split_stages(plan)
+    items = [items0]
+    counts = [phi.shape[0]]
+    ms: list[list[sp.csr_matrix]] = []
+    for op in aggs:
+        maps = space.aggregation_maps(op.normalization, op.add_self_loops, op.edge_types)
+        new, m_list = refine(items[-1], counts[-1], maps)
+        items.append(new.items)
+        counts.append(new.num_items)
+        ms.append(m_list)
+    if ms:
+        patterns = [abs(sum(abs(m) for m in m_list)).tocsr() for m_list in ms]
+        orders = parent_order(patterns, items)
+    else:
+        orders = [np.arange(counts[0])]
+    ranks = []
+    for order in orders:
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        ranks.append(rank)
+    items = [rank[it] for rank, it in zip(ranks, items)]
+    ms = [[m[orders[k + 1]][:, orders[k]].tocsr() for m in m_list] for k, m_list in enumerate(ms)]
+    phi = np.asarray(phi, dtype=np.float64)[orders[0]]
+    nonneg = bool((phi >= 0).all())
+    pools = {mode: space.pool_map(mode) for mode in ("sum", "mean")}
+    n_g = space.num_graphs
+
+    def readout_matrix(k: int, mode: str, d: np.ndarray) -> sp.csc_matrix:
+        ind = sp.csr_matrix((np.ones(items[k].size), (np.arange(items[k].size), items[k])),
+                            shape=(items[k].size, counts[k]))
+        return (pools[mode] @ ind @ sp.diags(d)).astype(dtype).tocsc()
+
+    full: dict[int, list[np.ndarray]] = defaultdict(lambda: [np.zeros((n_g, n_g)), np.zeros((n_g, n_g))])
+    contexts = [{"acc": defaultdict(lambda: [np.zeros((n_g, n_g), dtype), np.zeros((n_g, n_g), dtype)]),
+                 "times": defaultdict(float)} for _ in range(num_threads)]
+    timings["refine"] = time.perf_counter() - t0
+
+    factor: tuple[np.ndarray, np.ndarray | None] | None = (phi, None)
+    prev_store: Tiles | None = None
+    d_prev = None
+    for k, ops in enumerate(stage_ops):
+        t_setup = time.perf_counter()
+        if k > 0:
+            nonneg = nonneg and all((m.data >= 0).all() for m in ms[k - 1])
+        linear = all(_is_linear(o) or (isinstance(o, tuple) and all(_is_linear(x) for x in o[1].ops))
+                     for o in ops)
+        if factor is not None:
+            fk, ft = factor
+            if k > 0:
+                fk = np.hstack([m @ fk for m in ms[k - 1]])
+                ft = None if ft is None else np.hstack([m @ ft for m in ms[k - 1]])
+            if linear:  # the whole stage in factor form
+                for o in ops:
+                    if isinstance(o, tuple):
+                        tfk, tft = _factor_ops(o[1].ops, fk, ft)
+                        e = readout_matrix(k, o[1].mode, np.ones(counts[k]))
+                        gk, gt = e @ tfk, None if tft is None else e @ tft
+                        full[o[1].group][0] += gk @ gk.T
+                        if gt is not None:
+                            full[o[1].group][1] += gt @ gt.T
+                    else:
+                        fk, ft = _factor_ops((o,), fk, ft)
+                factor = (fk, ft)
+                timings["setup"] += time.perf_counter() - t_setup
+                continue
+            track = _Track(np.einsum("ij,ij->i", fk, fk), nonneg)
+            inv = 1.0 / track.d
+            source = ("factor", (fk * inv[:, None]).astype(dtype),
+                      None if ft is None else (ft * inv[:, None]).astype(dtype))
+            factor = None
+        else:
+            us = [(m @ sp.diags(d_prev)).tocsr() for m in ms[k - 1]]
+            track = _Track(sum(variances(u, prev_store) for u in us), nonneg)
+            m_tildes = []
+            for u in us:
+                mt = (sp.diags(1.0 / track.d) @ u).astype(dtype).tocsr()
+                mt.sort_indices()
+                m_tildes.append(mt)
+            union = abs(sum(abs(m) for m in m_tildes)).tocsr()
+            row_min = np.minimum.reduceat(union.indices, union.indptr[:-1]) if union.nnz else np.zeros(0, int)
+            first_child = np.minimum.accumulate(row_min[::-1])[::-1]
+            source = ("tiles", prev_store, m_tildes, first_child)
+        unit = track.unit
+        segments, pending = [], []
+        for o in ops:
+            if isinstance(o, tuple):
+                compiled = track.compile(tuple(pending), dtype)
+                tap: Tap = o[1]
+                tap_track = track.copy()
+                tap_ops = tap_track.compile(tap.ops, dtype)
+                segments.append((compiled, (tap_ops, readout_matrix(k, tap.mode, tap_track.d), tap.group)))
+                pending = []
+            else:
+                pending.append(o)
+        segments.append((track.compile(tuple(pending), dtype), None))
+        stage = _Stage(source, counts[k], block, segments, keep=k + 1 < len(stage_ops), dtype=dtype)
+        stage.unit_diagonal = unit
+        timings["setup"] += time.perf_counter() - t_setup
+        label = f"stage {k}/{len(stage_ops) - 1} ({counts[k]} items)" if progress else None
+        parallel_for(stage.n_blocks, stage.run_block, contexts, label)
+        prev_store, d_prev, nonneg = stage.store, track.d, track.nonneg
+        del stage
+
+    out: dict[int, list[np.ndarray]] = {}
+    for g in range(plan.num_groups):
+        total = [full[g][0].copy(), full[g][1].copy()]
+        for ctx in contexts:
+            if g in ctx["acc"]:
+                for ch in range(2):
+                    half = ctx["acc"][g][ch].astype(np.float64)
+                    total[ch] += half + half.T
+        out[g] = total
+    for ctx in contexts:
+        for key, value in ctx["times"].items():
+            timings[key] += value
+    timings["total"] = time.perf_counter() - t0
+    return out, tuple(counts), dict(timings)

@@ -1,0 +1,202 @@
+r"""Tiled storage and threading for the tiled executor (:mod:`graph_ntk.kernels.tiled_exec`).
+
+Symmetric item x item kernels are stored once, as the ``B x B`` tiles of their upper block
+triangle, two channels per tile (NNGP and NTK); block columns are processed by a pool of
+threads (NumPy and SciPy release the GIL in the heavy loops), each with its own scratch
+buffers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["Tiles", "buffer", "parallel_for", "parent_order", "tick", "transpose_into", "variances"]
+
+
+class Tiles:
+    """Two symmetric C x C matrices (Λ, τ) stored once, as the tiles of their upper block triangle.
+
+    ``tiles[q][p - q]`` (for blocks ``q <= p``) has shape ``(width_q, 2, width_p)`` and holds
+    ``[Λ, τ][block q, block p]``; diagonal tiles are stored whole.
+    """
+
+    def __init__(self, starts: np.ndarray, dtype: np.dtype) -> None:
+        self.starts = starts
+        self.n_blocks = len(starts) - 1
+        self.dtype = dtype
+        self.tiles: list[list[np.ndarray | None]] = [[None] * (self.n_blocks - q) for q in range(self.n_blocks)]
+
+    @classmethod
+    def identity(cls, n: int, dtype: np.dtype) -> "Tiles":
+        """Λ = τ = I: the input covariance of distinct one-hot tags."""
+        store = cls(np.array([0, n]), dtype)
+        tile = np.zeros((n, 2, n), dtype=dtype)
+        tile[np.arange(n), :, np.arange(n)] = 1.0
+        store.tiles[0][0] = tile
+        return store
+
+    def block_of(self, index: np.ndarray | int) -> np.ndarray:
+        return np.searchsorted(self.starts, index, side="right") - 1
+
+    def lam_entries(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Λ[i, j] for index arrays ``i``, ``j`` (as float64)."""
+        lo, hi = np.minimum(i, j), np.maximum(i, j)
+        pair = self.block_of(lo) * self.n_blocks + self.block_of(hi)
+        out = np.empty(i.shape, dtype=np.float64)
+        for key in np.unique(pair):
+            q, p = divmod(int(key), self.n_blocks)
+            sel = pair == key
+            out[sel] = self.tiles[q][p - q][lo[sel] - self.starts[q], 0, hi[sel] - self.starts[p]]
+        return out
+
+    def column_block(self, k: np.ndarray, groups: list[tuple[int, int, int]], p: int) -> np.ndarray:
+        """``[Λ, τ][k, block p]``, shape ``(len(k), 2, width_p)``, for sorted ``k``.
+
+        ``groups`` lists ``(q, r0, r1)``: ``k[r0:r1]`` are the rows in block ``q``. Rows of
+        blocks ``q <= p`` are rows of tile (q, p); the others, by symmetry, columns of tile
+        (p, q).
+        """
+        out = np.empty((k.size, 2, self.starts[p + 1] - self.starts[p]), dtype=self.dtype)
+        for q, r0, r1 in groups:
+            local = k[r0:r1] - self.starts[q]
+            if q <= p:
+                out[r0:r1] = self.tiles[q][p - q][local]
+            else:
+                transpose_into(out[r0:r1], np.take(self.tiles[p][q - p], local, axis=2))
+        return out
+
+
+def transpose_into(dst: np.ndarray, src: np.ndarray) -> None:
+    """dst[a, q, b] = src[b, q, a], in slabs of 64 ``a`` so both sides stay in cache.
+
+    (Avoid power-of-two row lengths here: their strides alias in the L1 cache and make
+    this copy about three times slower, hence the default block of 504 colours.)
+    """
+    for a0 in range(0, dst.shape[0], 64):
+        dst[a0 : a0 + 64] = src[:, :, a0 : a0 + 64].transpose(2, 1, 0)
+
+
+def parent_order(wl_counts: list[sp.csr_matrix], node_colours: list[np.ndarray]) -> list[np.ndarray]:
+    """A colour order per depth that makes the blocked aggregation read contiguous ranges.
+
+    The last depth is ordered by last occurrence in the node list. Every shallower depth is
+    ordered by the position of its last parent (the largest depth-(l+1) colour having it as
+    a child), ties by last occurrence. Then the children of all colours from position s on
+    are exactly a suffix of the previous depth, and rare colours sit next to their parents.
+    Returns ``order[l]``: old colour id at each new position.
+    """
+    depth = len(wl_counts)
+    n = node_colours[0].size
+
+    def last_occurrence(colours: np.ndarray) -> np.ndarray:
+        last = np.full(int(colours.max()) + 1, -1)
+        np.maximum.at(last, colours, np.arange(n))
+        return last
+
+    orders: list[np.ndarray] = [np.argsort(last_occurrence(node_colours[depth]), kind="stable")]
+    for level in range(depth - 1, -1, -1):
+        child = wl_counts[level].tocoo()  # M_{level+1}: rows at depth level+1
+        position = np.empty(child.shape[0], dtype=np.int64)
+        position[orders[0]] = np.arange(child.shape[0])
+        last_parent = np.full(child.shape[1], -1)
+        np.maximum.at(last_parent, child.col, position[child.row])
+        orders.insert(0, np.lexsort((last_occurrence(node_colours[level]), last_parent)))
+    return orders
+
+
+def parallel_for(n_items: int, work: Callable[[int, dict], None], contexts: list[dict], progress: str | None) -> None:
+    """Run ``work(i, ctx)`` for i in 0..n_items-1 on ``len(contexts)`` threads, in order of i.
+
+    Items are handed out one at a time, so the large first block columns start first and
+    the small last ones fill the gaps. ``progress`` is a tqdm label, or ``None`` for no bar.
+    """
+    lock = threading.Lock()
+    next_item = iter(range(n_items))
+    errors: list[BaseException] = []
+    bar = None
+    if progress is not None:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_items, desc=progress, leave=False)
+
+    def run(ctx: dict) -> None:
+        while True:
+            with lock:
+                if errors:
+                    return
+                i = next(next_item, None)
+            if i is None:
+                return
+            try:
+                work(i, ctx)
+            except BaseException as exc:  # re-raised in the calling thread below
+                with lock:
+                    errors.append(exc)
+                return
+            if bar is not None:
+                with lock:
+                    bar.update(1)
+
+    threads = [threading.Thread(target=run, args=(ctx,)) for ctx in contexts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if bar is not None:
+        bar.close()
+    if errors:
+        raise errors[0]
+
+
+def variances(u: sp.csr_matrix, prev: Tiles) -> np.ndarray:
+    r"""diag(U Λ Uᵀ) for the scaled child matrix U, summing over all child pairs per row."""
+    u = u.tocoo()
+    order = np.argsort(u.row, kind="stable")
+    row, col, val = u.row[order], u.col[order], u.data[order]
+    n_rows = u.shape[0]
+    counts = np.bincount(row, minlength=n_rows)
+    start = np.concatenate([[0], np.cumsum(counts)])
+    out = np.zeros(n_rows)
+    # Chunks of rows keep the pair arrays (sum of squared child counts) bounded.
+    limit = 1 << 22
+    r0 = 0
+    while r0 < n_rows:
+        r1 = r0 + 1
+        total = counts[r0] ** 2
+        while r1 < n_rows and total + counts[r1] ** 2 <= limit:
+            total += counts[r1] ** 2
+            r1 += 1
+        e0, e1 = start[r0], start[r1]
+        n_in = counts[r0:r1]
+        first = np.repeat(np.arange(e0, e1), np.repeat(n_in, n_in))
+        offset = np.arange(first.size) - np.repeat(np.cumsum(n_in * n_in) - n_in * n_in, n_in * n_in)
+        second = start[row[first]] + offset % np.repeat(n_in, n_in * n_in)
+        lam = prev.lam_entries(col[first], col[second])
+        out += np.bincount(row[first], weights=val[first] * val[second] * lam, minlength=n_rows)
+        r0 = r1
+    return out
+
+
+def buffer(ctx: dict, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A per-thread scratch array of ``shape``, reusing the previous one when it is large enough.
+
+    Fresh large allocations are mapped from the OS page by page on first touch, which costs
+    about as much as the arithmetic on them; reusing one buffer per thread avoids that.
+    """
+    size = int(np.prod(shape))
+    held = ctx.get(name)
+    if held is None or held.size < size or held.dtype != dtype:
+        held = ctx[name] = np.empty(size, dtype=dtype)
+    return held[:size].reshape(shape)
+
+
+def tick(times: dict, key: str, since: float) -> float:
+    """Add the thread CPU time since ``since`` to ``times[key]``; return the current time."""
+    now = time.thread_time()
+    times[key] += now - since
+    return now
