@@ -72,19 +72,21 @@ def test_gntk_stax_triple_uses_the_colour_engine(mutag, monkeypatch):
                                rtol=1e-8)
 
 
-def test_auto_picks_colour_only_where_it_is_exact(demo, monkeypatch):
-    calls = []
-    monkeypatch.setattr(gram_mod.jobs._ColourEngine, "dispatch",
-                        lambda self, *a: calls.append(1) or (np.zeros((len(a[0].index), len(a[2].index))),))
-    gram(GNTK(1, 1), demo.graphs[:4], progress=False)
-    assert calls, "auto should use the colour engine for simple labelled graphs"
-    # A self-loop: the colour engine would drop it, Aggregate keeps it -> node path.
+def test_self_loops_and_directed_arcs_stay_on_the_item_engine(demo, monkeypatch):
+    """A self-loop or a one-way arc is just another input: the item engine keeps it (no
+    silent switch to the node path) and still equals NT's kernel on padded batches."""
     g = demo.graphs[0]
     looped = Graph(g.num_nodes, np.concatenate([g.edge_index, [[0], [0]]], axis=1), node_labels=g.node_labels)
-    job = gram_mod.jobs._prepare(GNTK(1, 1), [looped, g], None, get="ntk", num_tags=None, dtype="float64",
-                            block_size=None, method="auto", implementation="DENSE", config=None, max_buckets=8,
-                            memory_limit=1 << 30, cache_dir=None, progress=False)
-    assert job.settings["method"] == "nodes"
+    oneway = Graph(g.num_nodes, g.edge_index[:, 1:], node_labels=g.node_labels)
+    graphs = [looped, oneway, *demo.graphs[1:4]]
+    nodes = gram(GNTK(2, 1), graphs, method="nodes", progress=False)
+    calls = []
+    original = gram_mod.item_path.ItemEngine.dispatch
+    monkeypatch.setattr(gram_mod.item_path.ItemEngine, "dispatch",
+                        lambda self, *a: calls.append(1) or original(self, *a))
+    items = gram(GNTK(2, 1), graphs, progress=False)
+    assert calls, "auto must use the item engine for any description with a layer program"
+    assert rel_err(items, nodes) < 1e-10
 
 
 # ----------------------------------------------------------------------------- bucketing
@@ -150,7 +152,7 @@ def test_gram_diagonal(demo):
 # ----------------------------------------------------------------------------- cache
 def _count_dispatches(monkeypatch, fail_after: int | None = None) -> list:
     calls: list = []
-    original = gram_mod.jobs._ColourEngine.dispatch
+    original = gram_mod.item_path.ItemEngine.dispatch
 
     def spy(self, *args):
         if fail_after is not None and len(calls) >= fail_after:
@@ -158,7 +160,7 @@ def _count_dispatches(monkeypatch, fail_after: int | None = None) -> list:
         calls.append(args[0].key + "_" + args[2].key)
         return original(self, *args)
 
-    monkeypatch.setattr(gram_mod.jobs._ColourEngine, "dispatch", spy)
+    monkeypatch.setattr(gram_mod.item_path.ItemEngine, "dispatch", spy)
     return calls
 
 
@@ -252,9 +254,8 @@ def test_input_errors(demo):
         gram(GNTK(1, 1), [])
     with pytest.raises(ValueError, match="method='colour' needs"):
         gram(_raw_kernel_fn(), demo.graphs[:2], method="colour")
-    featured = Graph(2, np.array([[0, 1], [1, 0]]), x=np.ones((2, 3)))
-    with pytest.raises(ValueError, match="method='colour' needs"):
-        gram(GNTK(1, 1), [featured], method="colour")
+    featured = Graph(2, np.array([[0, 1], [1, 0]]), x=np.ones((2, 3)))  # continuous features: item engine too
+    assert np.isfinite(gram(GNTK(1, 1), [featured], method="colour", progress=False)).all()
     with pytest.raises(ValueError, match="num_blocks"):
         GNTK(num_blocks=0)
     with pytest.raises(ValueError, match="aggregation"):

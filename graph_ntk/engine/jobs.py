@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
+from graph_ntk import program as P
 from graph_ntk.data.graph import Graph, GraphDataset
 from graph_ntk.engine.buckets import _NODE_BLOCK_SIZE, Chunk, _chunk_caps, _chunks, plan_buckets
 from graph_ntk.engine.files import _load_block, _open_cache, _write_atomic, save_npy_atomic
 from graph_ntk.engine.inputs import _DTYPES, _GETS, _as_graph_list, _input_dim, _normalise_get, _resolve_num_tags
+from graph_ntk.engine.item_path import ItemEngine, plan_item_chunks
 
 _METHODS = ("auto", "colour", "nodes")
 _IMPLEMENTATIONS = ("DENSE", "SPARSE")
@@ -26,7 +28,7 @@ class GNTK:
     r"""The GNTK / GNNGP architecture of Du et al. (2019), as a hashable description.
 
     :meth:`stax` builds the ``stax`` triple (:func:`graph_ntk.models.gntk`); :func:`gram`
-    additionally knows that this kernel has the exact colour-compressed engine.
+    :meth:`network` builds the same description with :mod:`graph_ntk.nn`.
 
     Args:
         num_blocks: L, aggregate + MLP blocks.
@@ -58,112 +60,59 @@ class GNTK:
             raise ValueError(f"GNTK readout must be 'sum' or 'mean', got {self.readout!r}")
         object.__setattr__(self, "jumping_knowledge", bool(self.jumping_knowledge))
 
-    def stax(self, input_dim: int, implementation: Literal["DENSE", "SPARSE"] = "DENSE"):
-        """The ``(init_fn, apply_fn, kernel_fn)`` triple for ``input_dim`` node features."""
+    def network(self, input_dim: int, implementation: Literal["DENSE", "SPARSE"] = "DENSE"):
+        """The :func:`graph_ntk.gntk` network (a ``graph_ntk.nn`` description) for ``input_dim``
+        node features."""
         from graph_ntk.models.gntk import gntk
 
         return gntk(self.num_blocks, self.num_mlp_layers, self.aggregation, self.jumping_knowledge,
                     self.readout, input_dim=input_dim, implementation=implementation)
+
+    def stax(self, input_dim: int, implementation: Literal["DENSE", "SPARSE"] = "DENSE"):
+        """The ``(init_fn, apply_fn, kernel_fn)`` triple for ``input_dim`` node features."""
+        return tuple(self.network(input_dim, implementation))
 
     def config(self) -> dict[str, Any]:
         """A JSON-able description (part of the cache key)."""
         return {"model": "GNTK", **asdict(self)}
 
 
+_SAID: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    """Warn about ``message`` once per process (repeated gram() calls stay quiet)."""
+    if message not in _SAID:
+        _SAID.add(message)
+        warnings.warn(message, UserWarning, stacklevel=4)
+
+
+def _resolve_model(model: Any, input_dim: int, implementation: str, config: Any
+                   ) -> tuple[Any, Callable | None, dict[str, Any]]:
+    """``(program, kernel_fn, settings)``: the layer program when the description has one
+    (else ``None`` and the ``kernel_fn`` for the node path) and the cache-key settings."""
+    from graph_ntk.nn import Network
+
+    if isinstance(model, GNTK):
+        network = _gntk_network(model, input_dim, implementation)
+        return P.normalize(network.program), lambda: network[2], {**model.config(), "opaque": None}
+    if isinstance(model, Network):
+        if model.program is not None:
+            program = P.normalize(model.program)
+            return program, lambda: model[2], {"model": "program", "program": repr(program), "opaque": None}
+        return None, lambda: model[2], {"model": "kernel_fn", "config": config, "opaque": model.opaque}
+    if isinstance(model, tuple) and len(model) == 3 and callable(model[2]):
+        model = model[2]  # a whole stax triple
+    if not callable(model):
+        raise TypeError(f"model must be a graph_ntk.nn description, a GNTK, a stax triple or a kernel_fn, "
+                        f"got {type(model).__name__}")
+    return None, lambda: model, {"model": "kernel_fn", "config": config, "opaque": None}
+
+
 @functools.lru_cache(maxsize=64)
-def _gntk_kernel_fn(model: GNTK, input_dim: int, implementation: str) -> Callable:
+def _gntk_network(model: GNTK, input_dim: int, implementation: str):
     # Cached so that repeated gram() calls share one kernel_fn and hence jit's compile cache.
-    return model.stax(input_dim, implementation)[2]
-
-
-
-class _ColourEngine:
-    """Blocks of the colour-compressed GNTK engine (:mod:`graph_ntk.kernels.gntk_colour`)."""
-
-    def __init__(self, model: GNTK, gets: tuple[str, ...], dtype: str, graphs1: Sequence[Graph],
-                 graphs2: Sequence[Graph], progress: bool) -> None:
-        from graph_ntk.kernels.gntk_colour import gntk_gram_colour
-
-        self.fn = functools.partial(
-            gntk_gram_colour, num_blocks=model.num_blocks, num_mlp_layers=model.num_mlp_layers,
-            aggregation=model.aggregation, jumping_knowledge=model.jumping_knowledge, readout=model.readout,
-            dtype=np.dtype(dtype), progress=progress)
-        # When the engine draws its own per-depth bars, the outer pair bar would only
-        # jump from 0 to 100% underneath them.
-        self.shows_progress = progress
-        self.gets = gets
-        self.graphs = {"a": graphs1, "b": graphs2}
-
-    def dispatch(self, ca: Chunk, sa: str, cb: Chunk, sb: str, slot: int):
-        g1 = [self.graphs[sa][i] for i in ca.index]
-        g2 = None if (sa, ca.key) == (sb, cb.key) else [self.graphs[sb][i] for i in cb.index]
-        out = self.fn(g1, g2)
-        return tuple(np.asarray(getattr(out, g)) for g in self.gets)
-
-    @staticmethod
-    def collect(pending) -> np.ndarray:
-        return np.stack(pending)
-
-
-def _is_simple_undirected(g: Graph) -> bool:
-    """True when the arcs are symmetric, without repeats or self-loops: the graphs on which
-    the colour engine (which symmetrises and drops those) and ``Aggregate`` agree."""
-    s, r = g.edge_index
-    if (s == r).any():
-        return False
-    fwd = np.unique(s * g.num_nodes + r)
-    return fwd.size == s.size and np.array_equal(fwd, np.unique(r * g.num_nodes + s))
-
-
-def _colour_chunks(graphs: Sequence[Graph], max_colours: int, block_size: int | None, prefix: str,
-                   wl_colours: np.ndarray, offset: int) -> list[Chunk]:
-    """Cut ``graphs`` (taken in order of size) into chunks with at most ``max_colours``
-    distinct WL colours and at most ``block_size`` graphs.
-
-    ``wl_colours`` are the node colours of the joint colouring of all graphs, this
-    collection's nodes starting at ``offset``.
-    """
-    sizes = np.array([g.num_nodes for g in graphs])
-    starts = offset + np.concatenate(([0], np.cumsum(sizes)))
-    seen = np.zeros(int(wl_colours.max()) + 1, dtype=bool)
-    chunks, current, count = [], [], 0
-    for i in np.argsort(sizes, kind="stable"):
-        colours = np.unique(wl_colours[starts[i]:starts[i + 1]])
-        new = int((~seen[colours]).sum())
-        if current and (count + new > max_colours or (block_size is not None and len(current) >= block_size)):
-            chunks.append(np.array(current))
-            seen[:] = False
-            current, count, new = [], 0, colours.size
-        seen[colours] = True
-        current.append(int(i))
-        count += new
-    chunks.append(np.array(current))
-    return [Chunk(f"{prefix}{k}", np.sort(c), len(c), 0, 0) for k, c in enumerate(chunks)]
-
-
-
-def _plan_colour_chunks(model: GNTK, list1: list[Graph], list2: list[Graph] | None, block_size: int | None,
-                        memory_limit: int, itemsize: int) -> tuple[list[Chunk], list[Chunk]]:
-    r"""Chunks for the colour engine, whose memory grows with the square of the number of colours.
-
-    The engine keeps two depths of :math:`C \times C` colour kernels (half-stored, NNGP and
-    NTK): about :math:`2 \cdot\text{itemsize}\cdot C_{L-1}^2` bytes, the last depth is never
-    stored. One call on everything compresses best, so that is used when it fits
-    ``memory_limit`` (and ``block_size`` allows); otherwise each chunk gets at most half the
-    affordable colours, so that any pair of chunks fits.
-    """
-    from graph_ntk.kernels.wl_colours import wl_colours
-
-    everything = list1 if list2 is None else list1 + list2
-    level = max(model.num_blocks - 1, 0)
-    colours = wl_colours(everything, level).node_colours[level]
-    affordable = max(1, math.isqrt(int(memory_limit // (2 * itemsize))))
-    fits = int(colours.max()) + 1 <= affordable and (block_size is None or len(everything) <= block_size)
-    limit = affordable if fits else max(1, affordable // 2)
-    n1_nodes = sum(g.num_nodes for g in list1)
-    chunks1 = _colour_chunks(list1, limit, block_size, "a", colours, 0)
-    chunks2 = chunks1 if list2 is None else _colour_chunks(list2, limit, block_size, "b", colours, n1_nodes)
-    return chunks1, chunks2
+    return model.network(input_dim, implementation)
 
 
 @dataclass
@@ -205,51 +154,36 @@ def _prepare(model, graphs, graphs2, *, get, num_tags, dtype, block_size, method
     tags = _resolve_num_tags(num_tags, (tags1, tags2), all_graphs)
     input_dim = _input_dim(all_graphs, tags)
 
-    architecture = getattr(model, "architecture", None)
-    if isinstance(model, tuple) and isinstance(architecture, dict) and architecture.get("input_dim") == input_dim:
-        # A graph_ntk.gntk(...) triple built for these one-hot features: the same kernel as
-        # the GNTK description, so it can use the colour engine too.
-        model = GNTK(**{k: v for k, v in architecture.items() if k != "input_dim"})
-    if isinstance(model, GNTK):
-        kernel_fn = None
-        settings: dict[str, Any] = model.config()
-    else:
-        if isinstance(model, tuple) and len(model) == 3 and callable(model[2]):
-            model = model[2]  # a whole stax triple
-        if not callable(model):
-            raise TypeError(f"model must be a GNTK description or a kernel_fn, got {type(model).__name__}")
+    program, kernel_fn, settings = _resolve_model(model, input_dim, implementation, config)
+    if program is None:
         if method == "colour":
-            raise ValueError("method='colour' needs model=GNTK(...): a raw kernel_fn can only use method='nodes'")
+            raise ValueError(f"method='colour' needs a description with a layer program (graph_ntk.nn, "
+                             f"graph_ntk.gntk, GNTK); {settings['opaque'] or 'a raw kernel_fn'} has none: "
+                             "use method='nodes'")
         if cache_dir is not None and config is None:
             raise ValueError("with cache_dir and a raw kernel_fn, pass config= (a dict or string describing the "
                              "network) so that a changed network never reuses cached blocks")
-        kernel_fn = model
-        settings = {"model": "kernel_fn", "config": config}
-
-    colour_ok = kernel_fn is None and all(
-        g.node_labels is not None and g.x is None and g.edge_weight is None for g in all_graphs)
-    if method == "colour" and not colour_ok:
-        raise ValueError("method='colour' needs model=GNTK(...) and discrete node_labels without features x or "
-                         "edge weights on every graph; use method='nodes' for other inputs")
-    # 'auto' only picks the colour engine where it computes exactly what the node path does.
-    use_colour = method == "colour" or (method == "auto" and colour_ok
-                                        and all(_is_simple_undirected(g) for g in all_graphs))
+        if settings.get("opaque") and method == "auto":
+            _say_once(f"graph_ntk.gram: {settings['opaque']} has no layer program, so this network runs on the "
+                      "(slower) node path; build it from graph_ntk.nn layers to use the exact compressed engine")
+    use_items = program is not None and method != "nodes"
 
     itemsize = 8 if dtype == "float64" else 4
-    if use_colour:
-        chunks1, chunks2 = _plan_colour_chunks(model, list1, list2, block_size, memory_limit, itemsize)
+    if use_items:
+        chunks1, chunks2 = plan_item_chunks(program, list1, list2, tags, block_size, memory_limit, itemsize)
         plan = None
     else:
         plan = plan_buckets([g.num_nodes for g in all_graphs], max_buckets)
         caps = _chunk_caps(plan, _NODE_BLOCK_SIZE if block_size is None else block_size, memory_limit, itemsize)
         chunks1 = _chunks(list1, plan, caps, "a")
         chunks2 = chunks1 if list2 is None else _chunks(list2, plan, caps, "b")
+    settings.pop("opaque", None)
     settings.update({
-        "method": "colour" if use_colour else "nodes",
+        "method": "colour" if use_items else "nodes",
         "get": list(gets),
         "dtype": dtype,
         "num_tags": tags,
-        "implementation": None if use_colour else implementation,
+        "implementation": None if use_items else implementation,
         "plan": None if plan is None else list(plan.bounds),
         # Which graphs each chunk holds (block files are named by chunk).
         "chunks": [[c.key, c.padded_len, hashlib.sha256(c.index.tobytes()).hexdigest()[:16]]
@@ -258,14 +192,12 @@ def _prepare(model, graphs, graphs2, *, get, num_tags, dtype, block_size, method
     columns = list1 if list2 is None else list2
 
     def make_engine():
+        if use_items:
+            single_call = len(chunks1) == 1 and len(chunks2) == 1
+            return ItemEngine(program, gets, dtype, tags, list1, columns, progress and single_call)
         from graph_ntk.engine.node_path import _NodeEngine
 
-        if use_colour:
-            # The engine's own per-depth bars only help when one call is the whole job.
-            single_call = len(chunks1) == 1 and len(chunks2) == 1
-            return _ColourEngine(model, gets, dtype, list1, columns, progress and single_call)
-        fn = kernel_fn if kernel_fn is not None else _gntk_kernel_fn(model, input_dim, implementation)
-        return _NodeEngine(fn, gets, tags, implementation, dtype, list1, columns)
+        return _NodeEngine(kernel_fn(), gets, tags, implementation, dtype, list1, columns)
 
     return _Job(gets, single, dtype, list1, list2, chunks1, chunks2, settings, make_engine)
 
@@ -291,8 +223,9 @@ def gram(
     r"""The Gram matrix :math:`K_{ij} = k(G_i, G'_j)` of a graph kernel over whole datasets.
 
     Args:
-        model: a :class:`GNTK` description, or the ``kernel_fn`` (or whole ``stax`` triple)
-            of any graph network built from :class:`graph_ntk.Aggregate` and graph pools.
+        model: a network description: built with :mod:`graph_ntk.nn` (or a preset such as
+            :func:`graph_ntk.gntk`), a :class:`GNTK`, or the ``kernel_fn`` (or whole
+            ``stax`` triple) of any network of NT layers and graph_ntk's graph layers.
         graphs: the rows: a :class:`GraphDataset` or a sequence of :class:`Graph`.
         graphs2: the columns; ``None`` for the symmetric Gram of ``graphs`` with itself.
         get: ``'ntk'``, ``'nngp'``, or a tuple of both (then a tuple of matrices is returned
@@ -302,7 +235,7 @@ def gram(
         dtype: ``'float64'`` (default; 64-bit mode is enabled for this call only) or
             ``'float32'``.
         block_size: at most this many graphs per side of one block. Default: 128 on the
-            node path (fewer for large graphs, see ``memory_limit``); on the colour path as
+            node path (fewer for large graphs, see ``memory_limit``); on the item engine as
             many as ``memory_limit`` allows (one block when everything fits, which
             compresses best). Smaller blocks make the cache finer-grained.
         output: write the finished matrix here (``.npy``; ``.npz`` with one array per name
@@ -310,18 +243,21 @@ def gram(
         cache_dir: keep finished blocks here and reuse them on the next call with the same
             graphs and settings (resume after a crash or kill).
         progress: show a tqdm progress bar (graph pairs, with ETA) on stderr.
-        method: ``'colour'`` for the colour-compressed GNTK engine (a :class:`GNTK` model and
-            discrete ``node_labels`` only; it treats every graph as simple and undirected:
-            arcs symmetrised, repeats and self-loops dropped), ``'nodes'`` for the bucketed
-            node path, or ``'auto'``: colour whenever it applies and the graphs already are
-            simple and undirected (so both paths give the same matrix).
+        method: ``'colour'`` for the exact engine over Weisfeiler–Lehman items of the node
+            features (:mod:`graph_ntk.kernels`; any description with a layer program, any
+            node labels / features, edge weights and types, self-loops and directed arcs),
+            ``'nodes'`` for the bucketed node path (NT's ``kernel_fn`` on padded batches),
+            or ``'auto'`` (default): the item engine whenever the description has a layer
+            program, else the node path (saying once which layer made it opaque). Both
+            give the same matrix.
         implementation: ``'DENSE'`` or ``'SPARSE'`` graph batches for the node path; must
             match the ``Aggregate`` layers of a raw ``kernel_fn``.
         config: a description of a raw ``kernel_fn`` for the cache key (required with
             ``cache_dir``, since a function's behaviour cannot be hashed).
         max_buckets: most node-count buckets of the node path (see :func:`plan_buckets`).
         memory_limit: approximate bytes one block may use (node path: padded kernel
-            arrays; colour path: the colour kernels, see :func:`_plan_colour_chunks`).
+            arrays; item engine: the item kernels, see
+            :func:`graph_ntk.engine.item_path.plan_item_chunks`).
 
     Returns:
         ``(len(graphs), len(graphs2))`` array(s) of ``dtype``.

@@ -1,0 +1,138 @@
+"""The engine's default path: blocks of the exact item engine (:mod:`graph_ntk.kernels`).
+
+A description with a layer program (``graph_ntk.nn``, the GNTK preset, :class:`GNTK`) is
+evaluated by :func:`graph_ntk.kernels.program_gram.program_gram` over the items of the
+graphs of a block. Its memory grows with the square of the item count, so when the whole
+collection does not fit ``memory_limit`` the graphs are cut into chunks of bounded item
+count, and the engine is run per pair of chunks (fewer shared items: less compression,
+same numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from graph_ntk import program as P
+from graph_ntk.data.graph import Graph
+from graph_ntk.engine.buckets import Chunk
+from graph_ntk.kernels.chain import NotAChain, chain_plan
+from graph_ntk.kernels.program_gram import node_features, program_gram
+from graph_ntk.kernels.refine import feature_partition, refine
+from graph_ntk.kernels.spaces import NodeSpace
+from graph_ntk.kernels.tiled_exec import DEFAULT_BLOCK, chain_memory
+
+__all__ = ["ItemEngine", "plan_item_chunks"]
+
+# Dense executor: about this many C x C arrays alive at once (K, Θ, products, branches).
+_DENSE_ARRAYS = 6
+
+
+class ItemEngine:
+    """Blocks of :func:`program_gram`: one call per pair of chunks."""
+
+    def __init__(self, program: P.Program, gets: tuple[str, ...], dtype: str, num_tags: int | None,
+                 graphs1: Sequence[Graph], graphs2: Sequence[Graph], progress: bool) -> None:
+        self.program, self.gets, self.dtype, self.num_tags = program, gets, np.dtype(dtype), num_tags
+        self.graphs = {"a": graphs1, "b": graphs2}
+        # The engine's own per-stage bars only help when one call is the whole job; the
+        # outer pair bar would jump from 0 to 100% underneath them.
+        self.shows_progress = progress
+
+    def dispatch(self, ca: Chunk, sa: str, cb: Chunk, sb: str, slot: int):
+        g1 = [self.graphs[sa][i] for i in ca.index]
+        g2 = None if (sa, ca.key) == (sb, cb.key) else [self.graphs[sb][i] for i in cb.index]
+        out = program_gram(self.program, g1, g2, num_tags=self.num_tags, get=self.gets, dtype=self.dtype,
+                           progress=self.shows_progress)
+        return tuple(getattr(out, g) for g in self.gets)
+
+    @staticmethod
+    def collect(pending) -> np.ndarray:
+        return np.stack(pending)
+
+
+def _aggregations(program: P.Program) -> list[P.Aggregate]:
+    """The Aggregate ops of the main path (the longest branch), in order."""
+    out: list[P.Aggregate] = []
+    for op in program:
+        if isinstance(op, P.Aggregate):
+            out.append(op)
+        elif isinstance(op, P.Branch):
+            out.extend(max((_aggregations(b) for b in op.branches), key=len))
+        elif isinstance(op, (P.StructurePool, P.GlobalPool)):
+            break
+    return out
+
+
+def item_counts(program: P.Program, graphs: Sequence[Graph], num_tags: int | None) -> list[np.ndarray]:
+    """Node items after the input and after each aggregation of the main path."""
+    keys, _ = node_features(graphs, num_tags)
+    part = feature_partition(keys)
+    space = NodeSpace.from_graphs(graphs)
+    items, n = [part.items], part.num_items
+    for op in _aggregations(program):
+        new, _ = refine(items[-1], n, space.aggregation_maps(op.normalization, op.add_self_loops, op.edge_types))
+        items.append(new.items)
+        n = new.num_items
+    return items
+
+
+def needed_bytes(program: P.Program, counts: Sequence[int], num_graphs: int, itemsize: int) -> int:
+    """Peak memory of one engine call on a block with these item counts."""
+    try:
+        plan = chain_plan(program)
+    except NotAChain:
+        return _DENSE_ARRAYS * max(counts) ** 2 * 8 + 4 * num_graphs ** 2 * 8
+    types = max([op.edge_types or 1 for op in _aggregations(program)] or [1])
+    return chain_memory(tuple(counts), num_graphs, max(plan.num_groups, 1), DEFAULT_BLOCK, 2, itemsize, types)
+
+
+def plan_item_chunks(program: P.Program, list1: list[Graph], list2: list[Graph] | None, num_tags: int | None,
+                     block_size: int | None, memory_limit: int, itemsize: int) -> tuple[list[Chunk], list[Chunk]]:
+    """Chunks of graphs such that every pair of chunks fits ``memory_limit``.
+
+    One call on everything compresses best, so that is used when it fits (and
+    ``block_size`` allows); otherwise graphs are taken in order of size into chunks with at
+    most half the affordable number of items, so that any pair of chunks fits.
+    """
+    everything = list1 if list2 is None else list1 + list2
+    items = item_counts(program, everything, num_tags)
+    counts = [int(it.max()) + 1 for it in items]
+    need = needed_bytes(program, counts, len(everything), itemsize)
+    fits = need <= memory_limit and (block_size is None or len(everything) <= block_size)
+    if fits:
+        whole1 = [Chunk("a0", np.arange(len(list1)), len(list1), 0, 0)]
+        return whole1, (whole1 if list2 is None else [Chunk("b0", np.arange(len(list2)), len(list2), 0, 0)])
+    # Memory grows like items^2: scale the largest stage's item count down to the budget.
+    ratio = math.sqrt(memory_limit / max(need, 1))
+    limit = max(1, int(max(counts) * min(ratio, 1.0) / 2))
+    deepest = items[int(np.argmax(counts))]
+    n1_nodes = sum(g.num_nodes for g in list1)
+    chunks1 = _item_chunks(list1, limit, block_size, "a", deepest, 0)
+    chunks2 = chunks1 if list2 is None else _item_chunks(list2, limit, block_size, "b", deepest, n1_nodes)
+    return chunks1, chunks2
+
+
+def _item_chunks(graphs: Sequence[Graph], max_items: int, block_size: int | None, prefix: str,
+                 items: np.ndarray, offset: int) -> list[Chunk]:
+    """Cut ``graphs`` (in order of size) into chunks of at most ``max_items`` distinct items
+    and ``block_size`` graphs; ``items`` are the joint node items, this collection's nodes
+    starting at ``offset``."""
+    sizes = np.array([g.num_nodes for g in graphs])
+    starts = offset + np.concatenate(([0], np.cumsum(sizes)))
+    seen = np.zeros(int(items.max()) + 1, dtype=bool)
+    chunks, current, count = [], [], 0
+    for i in np.argsort(sizes, kind="stable"):
+        mine = np.unique(items[starts[i]:starts[i + 1]])
+        new = int((~seen[mine]).sum())
+        if current and (count + new > max_items or (block_size is not None and len(current) >= block_size)):
+            chunks.append(np.array(current))
+            seen[:] = False
+            current, count, new = [], 0, mine.size
+        seen[mine] = True
+        current.append(int(i))
+        count += new
+    chunks.append(np.array(current))
+    return [Chunk(f"{prefix}{k}", np.sort(c), len(c), 0, 0) for k, c in enumerate(chunks)]
