@@ -4,7 +4,7 @@
   and NTK, float32) at 5k and 20k nodes — 50k would need 10 GB per N x N float32 array
   and about three of them at once (~30 GB), more than this 24 GB machine has, so it is
   skipped;
-* low-rank Nyström path (:func:`~graph_ntk.kernels.node_kernel.lowrank_node_kernel`,
+* low-rank Nyström path (:func:`~graph_ntk.kernels.lowrank.lowrank_node_kernel`,
   m = 500 random landmarks, NNGP + NTK factors, float32) at 5k … 200k nodes;
 * the low-rank kernels' relative Frobenius error against the exact ones at 5k.
 
@@ -79,7 +79,8 @@ def _rss_kb() -> int:
 
 def measure(kind: str, n: int) -> dict:
     """One measurement in this process: time and peak-RSS growth of one kernel computation."""
-    from graph_ntk.kernels.node_kernel import exact_node_kernel, lowrank_node_kernel
+    from graph_ntk.kernels.lowrank import lowrank_node_kernel
+    from graph_ntk.kernels.node_kernel import exact_node_kernel
     from graph_ntk.models.node import gcn
 
     x, edge_index = sbm(n)
@@ -101,7 +102,8 @@ def measure(kind: str, n: int) -> dict:
 
 def lowrank_errors(n: int = 5_000) -> list[dict]:
     """Relative Frobenius error of low-rank NNGP / NTK vs exact (float64) at ``n`` nodes."""
-    from graph_ntk.kernels.node_kernel import exact_node_kernel, lowrank_node_kernel
+    from graph_ntk.kernels.lowrank import lowrank_node_kernel
+    from graph_ntk.kernels.node_kernel import exact_node_kernel
     from graph_ntk.models.node import gcn
 
     x, edge_index = sbm(n)

@@ -37,14 +37,13 @@ _EXPORTS = {
     "Scale": "graph_ntk.layers",
     "gntk": "graph_ntk.models",
     "hierarchical_gntk": "graph_ntk.models",
-    "nn": "graph_ntk.nn",
     "gcn": "graph_ntk.models",
     "gin": "graph_ntk.models",
     "sage": "graph_ntk.models",
     "gcnii": "graph_ntk.models",
     "node_kernel": "graph_ntk.models",
     "exact_node_kernel": "graph_ntk.kernels.node_kernel",
-    "lowrank_node_kernel": "graph_ntk.kernels.node_kernel",
+    "lowrank_node_kernel": "graph_ntk.kernels.lowrank",
     "node_gp": "graph_ntk.node_inference",
     "node_gp_classify": "graph_ntk.node_inference",
     "monte_carlo_kernel": "graph_ntk.monte_carlo",
@@ -72,11 +71,12 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
+    if name == "nn":  # the builders: `gn.nn.Dense(...)` works without importing graph_ntk.nn first
+        return importlib.import_module("graph_ntk.nn")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'graph_ntk' has no attribute {name!r}")
-    imported = importlib.import_module(module)
-    value = imported if module == f"graph_ntk.{name}" else getattr(imported, name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
 

@@ -187,7 +187,7 @@ def node_gp(
 
     ``method='exact'`` uses :func:`~graph_ntk.kernels.node_kernel.exact_node_kernel` with
     ``rows``/``cols``; ``'lowrank'`` uses
-    :func:`~graph_ntk.kernels.node_kernel.lowrank_node_kernel` (``kernel_kwargs`` go to it,
+    :func:`~graph_ntk.kernels.lowrank.lowrank_node_kernel` (``kernel_kwargs`` go to it,
     e.g. ``num_landmarks``, ``landmark_method``, ``seed``).
 
     Example:
@@ -197,7 +197,8 @@ def node_gp(
         >>> round(res.test_accuracy, 3)  # doctest: +SKIP
         0.825
     """
-    from graph_ntk.kernels.node_kernel import exact_node_kernel, lowrank_node_kernel
+    from graph_ntk.kernels.lowrank import lowrank_node_kernel
+    from graph_ntk.kernels.node_kernel import exact_node_kernel
 
     if get not in ("nngp", "ntk"):
         raise ValueError(f"get must be 'nngp' or 'ntk', got {get!r}")

@@ -47,8 +47,14 @@ def test_import_stays_light():
     code = f"import sys, graph_ntk; print([m for m in {heavy} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-    # the loaders and the colour engine never need JAX
-    code = ("import sys, graph_ntk.datasets, graph_ntk.kernels.gntk_colour; "
+    # the loaders, the layer program, the builders and the item engine never need JAX, and
+    # neither does gram() on a description with a layer program
+    code = ("import sys, numpy as np, graph_ntk as gn, graph_ntk.datasets, graph_ntk.kernels, graph_ntk.program, "
+            "graph_ntk.nn as nn\n"
+            "g = gn.Graph(3, np.array([[0, 1, 1, 2], [1, 0, 2, 1]]), node_labels=np.array([0, 1, 0]))\n"
+            "gn.gram(gn.GNTK(2, 1), [g, g], progress=False)\n"
+            "gn.gram(nn.serial(nn.Dense(8), nn.Aggregate('mean', True), nn.Erf(), nn.GlobalSumPool()), [g], "
+            "progress=False)\n"
             "print([m for m in ('jax', 'neural_tangents') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -11,23 +11,26 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from graph_ntk.kernels.node_kernel import (
-    aggregation_operator,
-    exact_node_kernel,
-    lowrank_node_kernel,
-    select_landmarks,
-)
-from graph_ntk.models.node import (
-    AggregateOp,
-    DenseOp,
-    NodeNetwork,
-    ReluOp,
-    gcn,
-    gcnii,
-    gin,
-    node_kernel,
-    sage,
-)
+import graph_ntk.nn as gnn
+from graph_ntk.kernels.lowrank import lowrank_node_kernel, select_landmarks
+from graph_ntk.kernels.node_kernel import exact_node_kernel
+from graph_ntk.kernels.spaces import NodeSpace
+from graph_ntk.models.node import gcn, gcnii, gin, node_kernel, sage
+from graph_ntk.program import ABRelu, Aggregate, Dense
+
+AggregateOp, DenseOp = Aggregate, Dense
+
+
+def ReluOp():
+    return ABRelu(0.0, 1.0)
+
+
+def aggregation_operator(ei, n, normalization, self_loops, w=None):
+    """The (n, n) map h' = C^T h of the engine's node space (rows: receivers)."""
+    from graph_ntk.data.graph import Graph
+
+    space = NodeSpace.from_graphs([Graph(n, ei, edge_weight=w)])
+    return space.aggregation_maps(normalization, self_loops, None)[0]
 from graph_ntk.node_inference import gp_posterior_mean, node_gp, node_gp_classify, node_gp_select
 
 jax.config.update("jax_enable_x64", True)
@@ -174,7 +177,7 @@ def test_gcn_normalisation_matches_dense_reference(small, weighted):
     reference = d_inv_sqrt @ a_tilde @ d_inv_sqrt
     np.testing.assert_allclose(aggregation_operator(ei, n, "gcn", True, w).toarray().T, reference, rtol=1e-12)
     # the stax layer: with K0 = I (x = sqrt(N) I), one aggregation gives C^T C = reference^T reference
-    k = node_kernel(NodeNetwork((AggregateOp("gcn", True),))[2], math.sqrt(n) * np.eye(n), ei, edge_weight=w)
+    k = node_kernel(gnn.Aggregate("gcn", True, "SPARSE")[2], math.sqrt(n) * np.eye(n), ei, edge_weight=w)
     np.testing.assert_allclose(k, reference.T @ reference, rtol=1e-10, atol=1e-14)
 
 

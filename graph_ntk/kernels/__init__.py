@@ -1,4 +1,9 @@
-"""Graph kernels computed directly with NumPy/SciPy (no JAX), for datasets where that is faster.
+"""The exact item engine and graph kernels computed with NumPy/SciPy (no JAX).
+
+:func:`~graph_ntk.kernels.program_gram.program_gram` runs any layer program over exact
+Weisfeiler–Lehman classes ("items") of the node features; node-level kernels on one graph
+(:mod:`graph_ntk.kernels.node_kernel`, :mod:`graph_ntk.kernels.lowrank`) use the same
+executor and rules.
 
 Example:
     >>> import numpy as np
@@ -8,7 +13,7 @@ Example:
     (1, 1)
 """
 
-from graph_ntk.kernels.gntk_colour import GNTKGram, gntk_gram_colour
+from graph_ntk.kernels.program_gram import ProgramGram, program_gram
 from graph_ntk.kernels.wl_colours import WLColours, wl_colours
 
-__all__ = ["GNTKGram", "WLColours", "gntk_gram_colour", "wl_colours"]
+__all__ = ["ProgramGram", "WLColours", "program_gram", "wl_colours"]

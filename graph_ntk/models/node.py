@@ -6,129 +6,27 @@ Every preset (:func:`gcn`, :func:`gin`, :func:`sage`, :func:`gcnii`) returns a
 pattern ``(1, E, 2)`` and no pooling, so ``kernel_fn`` returns node-by-node kernels of
 shape ``(1, 1, N, N)``. :func:`node_kernel` strips those axes.
 
-Each network is first written as a small *layer program* (tuples of :class:`DenseOp`,
-:class:`AggregateOp`, :class:`ReluOp`, :class:`ScaleOp`, :class:`BranchOp`), kept on the
-triple as ``.program``. The same program is turned into ``stax`` layers here and is
-evaluated without JAX by :mod:`graph_ntk.kernels.node_kernel` (scipy sparse products for
-large graphs, or a Nyström low-rank recursion), so all three paths describe one network.
+Each network is written with the :mod:`graph_ntk.nn` builders: the triple NT builds and
+the ``.program`` that :mod:`graph_ntk.kernels.node_kernel` evaluates without JAX (the
+general dense executor over exact item classes of nodes, or a Nyström low-rank recursion)
+describe one network. Kernel rules: :mod:`graph_ntk.program`.
 
-Kernel rules of the ops (``K`` NNGP, :math:`\Theta` NTK, :math:`C` the aggregation
-operator with :math:`h' = C^\top h`, input :math:`K^{(0)} = x x^\top / F`,
-:math:`\Theta^{(0)} = 0`):
-
-* ``DenseOp``: :math:`K' = \sigma_w^2 K + \sigma_b^2`, :math:`\Theta' = K' + \sigma_w^2 \Theta`;
-* ``AggregateOp``: :math:`K' = C^\top K C`, :math:`\Theta' = C^\top \Theta C`;
-* ``ReluOp`` (arc-cosine kernel): with :math:`\cos\theta_{ij} = K_{ij} / \sqrt{K_{ii}K_{jj}}`,
-  :math:`K'_{ij} = \frac{\sqrt{K_{ii}K_{jj}}}{2\pi}\big(\sin\theta_{ij} + (\pi-\theta_{ij})\cos\theta_{ij}\big)`,
-  :math:`\Theta' = \Theta \odot \dot K`, :math:`\dot K_{ij} = \frac{\pi - \theta_{ij}}{2\pi}` (the
-  :math:`+K` of the usual NTK recursion comes from the next ``DenseOp``);
-* ``ScaleOp(c)``: :math:`K' = c^2 K`, :math:`\Theta' = c^2 \Theta`;
-* ``BranchOp``: the same input goes to every branch; ``'sum'`` adds the branch kernels,
-  ``'concat'`` (along channels) averages them weighted by branch width.
-
-``BranchOp(..., 'sum')`` is exact only when the summed branches are independent
-mean-zero Gaussian processes (at most one branch free of a fresh ``DenseOp``); the
-presets are built so that this holds, and the Monte-Carlo tests check it.
+The NTK of a ``FanInSum`` is exact only when the summed branches are independent
+mean-zero Gaussian processes (at most one branch free of a fresh ``Dense``); the presets
+are built so that this holds, and the Monte-Carlo tests check it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal, Sequence, Union
+from typing import Literal, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from neural_tangents import stax
 
-from graph_ntk.layers.aggregate import Aggregate
-from graph_ntk.layers.scale import Scale
+from graph_ntk import nn
 
 Implementation = Literal["DENSE", "SPARSE"]
-
-
-# --------------------------------------------------------------------------- layer program
-@dataclass(frozen=True)
-class DenseOp:
-    """Fully connected layer of ``width`` channels (NT ``Dense``, NTK parameterisation)."""
-
-    width: int
-    W_std: float
-    b_std: float
-
-
-@dataclass(frozen=True)
-class AggregateOp:
-    """Neighbourhood aggregation :math:`h' = C^\\top h` (see :class:`graph_ntk.Aggregate`)."""
-
-    normalization: Literal["sum", "mean", "gcn"]
-    add_self_loops: bool
-
-
-@dataclass(frozen=True)
-class ReluOp:
-    """Element-wise ReLU."""
-
-
-@dataclass(frozen=True)
-class ScaleOp:
-    """Multiplication by the constant ``c``."""
-
-    c: float
-
-
-@dataclass(frozen=True)
-class BranchOp:
-    """``FanOut`` into ``branches`` (each a program), then ``FanInSum`` or ``FanInConcat``."""
-
-    branches: tuple["Program", ...]
-    combine: Literal["sum", "concat"]
-
-
-Op = Union[DenseOp, AggregateOp, ReluOp, ScaleOp, BranchOp]
-Program = tuple[Op, ...]
-
-
-def _op_to_stax(op: Op, implementation: Implementation):
-    if isinstance(op, DenseOp):
-        return stax.Dense(op.width, W_std=op.W_std, b_std=op.b_std)
-    if isinstance(op, AggregateOp):
-        return Aggregate(op.normalization, op.add_self_loops, implementation)
-    if isinstance(op, ReluOp):
-        return stax.Relu()
-    if isinstance(op, ScaleOp):
-        return Scale(op.c)
-    if isinstance(op, BranchOp):
-        fan_in = stax.FanInSum() if op.combine == "sum" else stax.FanInConcat(axis=-1)
-        return stax.serial(stax.FanOut(len(op.branches)),
-                           stax.parallel(*(program_to_stax(b, implementation) for b in op.branches)),
-                           fan_in)
-    raise TypeError(f"unknown layer op {op!r}")
-
-
-def program_to_stax(program: Program, implementation: Implementation = "SPARSE"):
-    """The ``stax`` triple of a layer program (the empty program is the identity)."""
-    if not program:
-        return stax.Identity()
-    return stax.serial(*(_op_to_stax(op, implementation) for op in program))
-
-
-class NodeNetwork(tuple):
-    """A ``stax`` triple ``(init_fn, apply_fn, kernel_fn)`` that also carries its layer program.
-
-    Unpacks like any triple (``init_fn, apply_fn, kernel_fn = gcn()``); ``.program`` is what
-    :mod:`graph_ntk.kernels.node_kernel` evaluates.
-    """
-
-    program: Program
-
-    def __new__(cls, program: Program, implementation: Implementation = "SPARSE") -> "NodeNetwork":
-        implementation = str(implementation).upper()
-        if implementation not in ("DENSE", "SPARSE"):
-            raise ValueError(f"implementation must be 'DENSE' or 'SPARSE', got {implementation!r}")
-        net = super().__new__(cls, program_to_stax(program, implementation))
-        net.program = program
-        return net
 
 
 # --------------------------------------------------------------------------- presets
@@ -153,7 +51,7 @@ def gcn(
     W_std: float = math.sqrt(2.0),
     b_std: float = 0.0,
     implementation: Implementation = "SPARSE",
-) -> NodeNetwork:
+) -> nn.Network:
     r"""Graph convolutional network (Kipf & Welling 2017); its NNGP is the GCNGP of Niu et al.
 
     .. math::  h^{(1)} = \hat A^\top (x W^{(1)} + b^{(1)}), \qquad
@@ -172,13 +70,13 @@ def gcn(
     """
     num_layers = _check_positive_int("num_layers", num_layers)
     _check_std(W_std, b_std)
-    program: list[Op] = []
+    layers = []
     for layer in range(num_layers):
         last = layer == num_layers - 1
-        program += [DenseOp(out_dim if last else width, W_std, b_std), AggregateOp("gcn", True)]
+        layers += [nn.Dense(out_dim if last else width, W_std, b_std), nn.Aggregate("gcn", True, implementation)]
         if not last:
-            program.append(ReluOp())
-    return NodeNetwork(tuple(program), implementation)
+            layers.append(nn.Relu())
+    return nn.serial(*layers)
 
 
 def gin(
@@ -190,7 +88,7 @@ def gin(
     W_std: float = math.sqrt(2.0),
     b_std: float = 0.0,
     implementation: Implementation = "SPARSE",
-) -> NodeNetwork:
+) -> nn.Network:
     r"""Graph isomorphism network GIN-0 (Xu et al. 2019) with a linear node read-out.
 
     .. math::  h^{(l+1)}_v = \mathrm{MLP}^{(l+1)}\Big(h^{(l)}_v + \sum_{u \in N(v)} h^{(l)}_u\Big),
@@ -207,13 +105,13 @@ def gin(
     num_layers = _check_positive_int("num_layers", num_layers)
     mlp_layers = _check_positive_int("mlp_layers", mlp_layers)
     _check_std(W_std, b_std)
-    program: list[Op] = []
+    layers = []
     for _ in range(num_layers):
-        program.append(AggregateOp("sum", True))
+        layers.append(nn.Aggregate("sum", True, implementation))
         for _ in range(mlp_layers):
-            program += [DenseOp(width, W_std, b_std), ReluOp()]
-    program.append(DenseOp(out_dim, W_std, b_std))
-    return NodeNetwork(tuple(program), implementation)
+            layers += [nn.Dense(width, W_std, b_std), nn.Relu()]
+    layers.append(nn.Dense(out_dim, W_std, b_std))
+    return nn.serial(*layers)
 
 
 def sage(
@@ -225,7 +123,7 @@ def sage(
     W_std: float = math.sqrt(2.0),
     b_std: float = 0.0,
     implementation: Implementation = "SPARSE",
-) -> NodeNetwork:
+) -> nn.Network:
     r"""GraphSAGE-mean (Hamilton et al. 2017) with a linear node read-out.
 
     A self branch and a neighbour-mean branch with separate weights,
@@ -244,24 +142,27 @@ def sage(
 
     Example:
         >>> _, _, kernel_fn = sage(2, 'sum')
-        >>> isinstance(sage(1, 'concat').program[0], BranchOp)
-        True
+        >>> from graph_ntk.program import describe
+        >>> describe(sage(1, 'concat').program)
+        '[Dense(512, W_std=1.41421, b_std=0) > Relu | Aggregate(mean) > Dense(512, W_std=1.41421, b_std=0) > Relu]++ > Dense(1, W_std=1.41421, b_std=0)'
     """
     num_layers = _check_positive_int("num_layers", num_layers)
     if combine not in ("concat", "sum"):
         raise ValueError(f"combine must be 'concat' or 'sum', got {combine!r}")
     _check_std(W_std, b_std)
-    neighbours = AggregateOp("mean", False)
-    program: list[Op] = []
+    layers = []
     for _ in range(num_layers):
+        neighbours = nn.Aggregate("mean", False, implementation)
         if combine == "sum":
-            program += [BranchOp(((DenseOp(width, W_std, 0.0),), (neighbours, DenseOp(width, W_std, b_std))), "sum"),
-                        ReluOp()]
+            layers += [nn.FanOut(2), nn.parallel(nn.Dense(width, W_std, 0.0),
+                                                 nn.serial(neighbours, nn.Dense(width, W_std, b_std))),
+                       nn.FanInSum(), nn.Relu()]
         else:
-            program.append(BranchOp(((DenseOp(width, W_std, b_std), ReluOp()),
-                                     (neighbours, DenseOp(width, W_std, b_std), ReluOp())), "concat"))
-    program.append(DenseOp(out_dim, W_std, b_std))
-    return NodeNetwork(tuple(program), implementation)
+            layers += [nn.FanOut(2), nn.parallel(nn.serial(nn.Dense(width, W_std, b_std), nn.Relu()),
+                                                 nn.serial(neighbours, nn.Dense(width, W_std, b_std), nn.Relu())),
+                       nn.FanInConcat()]
+    layers.append(nn.Dense(out_dim, W_std, b_std))
+    return nn.serial(*layers)
 
 
 def gcnii(
@@ -275,7 +176,7 @@ def gcnii(
     W_std: float = math.sqrt(2.0),
     b_std: float = 0.0,
     implementation: Implementation = "SPARSE",
-) -> NodeNetwork:
+) -> nn.Network:
     r"""GCNII-style deep GCN (Chen et al. 2020): initial residual + identity mapping.
 
     In pre-activation form, with :math:`\hat A` the GCN operator and :math:`\phi` = ReLU:
@@ -325,32 +226,17 @@ def gcnii(
 
     # `stax` has no layer that picks h^(0) out of a list, so h^(0) is carried by nesting:
     # net_{l+1}(h0) = net_l(h0) -> step_l  +  alpha * V relu(h0), each a branch of a FanOut.
-    net: Program = ()
+    net = nn.Identity()
     for b in betas:
-        identity_mapping = BranchOp(((ScaleOp(1.0 - b),), (ReluOp(), DenseOp(width, W_std, b_std), ScaleOp(b))), "sum")
-        step = net + (identity_mapping, AggregateOp("gcn", True), ScaleOp(1.0 - alpha))
-        initial_residual = (ReluOp(), DenseOp(width, W_std, b_std), ScaleOp(alpha))
-        net = (BranchOp((step, initial_residual), "sum"),)
-    program = (DenseOp(width, W_std, b_std),) + net + (ReluOp(), DenseOp(out_dim, W_std, b_std))
-    return NodeNetwork(program, implementation)
+        identity_mapping = nn.serial(nn.FanOut(2), nn.parallel(nn.Scale(1.0 - b), nn.serial(
+            nn.Relu(), nn.Dense(width, W_std, b_std), nn.Scale(b))), nn.FanInSum())
+        step = nn.serial(net, identity_mapping, nn.Aggregate("gcn", True, implementation), nn.Scale(1.0 - alpha))
+        initial_residual = nn.serial(nn.Relu(), nn.Dense(width, W_std, b_std), nn.Scale(alpha))
+        net = nn.serial(nn.FanOut(2), nn.parallel(step, initial_residual), nn.FanInSum())
+    return nn.serial(nn.Dense(width, W_std, b_std), net, nn.Relu(), nn.Dense(out_dim, W_std, b_std))
 
 
 # --------------------------------------------------------------------------- kernels via stax
-def check_node_graph(x: np.ndarray, edge_index, edge_weight=None) -> np.ndarray:
-    """Validate one graph's ``(N, F)`` features, ``(2, E)`` arcs and optional weights; return the arcs."""
-    if x.ndim != 2:
-        raise ValueError(f"x must be (num_nodes, features), got shape {x.shape}")
-    edge_index = np.asarray(edge_index)
-    if edge_index.ndim != 2 or edge_index.shape[0] != 2:
-        raise ValueError(f"edge_index must have shape (2, num_edges), got {edge_index.shape}")
-    if edge_index.size and (edge_index.min() < 0 or edge_index.max() >= x.shape[0]):
-        raise ValueError(f"edge_index refers to nodes outside 0..{x.shape[0] - 1}")
-    if edge_weight is not None and np.shape(edge_weight) != (edge_index.shape[1],):
-        raise ValueError(f"edge_weight must have shape ({edge_index.shape[1]},), got {np.shape(edge_weight)}")
-    return edge_index
-
-
-
 def node_kernel(
     kernel_fn,
     x: np.ndarray | sp.spmatrix,
@@ -383,6 +269,8 @@ def node_kernel(
         (3, 3)
     """
     x = np.asarray(x.toarray() if sp.issparse(x) else x)
+    from graph_ntk.kernels.node_kernel import check_node_graph
+
     edge_index = check_node_graph(x, edge_index, edge_weight)
     pattern = edge_index.T[None].astype(np.int32)
     kwargs = {"pattern": (pattern, pattern)}
