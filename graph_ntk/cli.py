@@ -8,7 +8,8 @@ Subcommands::
 
 ``gram`` computes the GNTK (or GNNGP) Gram matrix of a benchmark dataset with a progress
 bar and, with ``--cache-dir``, resumes an interrupted run without redoing finished blocks;
-the output file is written atomically, so it exists only once complete. ``svm`` evaluates a
+the output file is written atomically, so it exists only once complete; with ``--scheduler``
+or ``--workers`` its blocks run as Dask tasks (see :mod:`graph_ntk.engine.distributed`). ``svm`` evaluates a
 saved Gram matrix with the GNTK paper's protocol (best ``C`` on the test folds) and with
 nested cross-validation. ``demo`` does both on the built-in synthetic dataset in seconds.
 
