@@ -50,6 +50,7 @@ _EXPORTS = {
     "GNTK": "graph_ntk.engine",
     "gram": "graph_ntk.engine",
     "gram_diagonal": "graph_ntk.engine",
+    "wl_subtree_gram": "graph_ntk.kernels.wl_kernel",
     "GraphKernelTransformer": "graph_ntk.evaluation",
     "evaluate": "graph_ntk.evaluation",
     "svm_paper_protocol": "graph_ntk.evaluation",

@@ -8,7 +8,8 @@ Subcommands::
 
 ``gram`` computes the GNTK (or GNNGP) Gram matrix of a benchmark dataset with a progress
 bar and, with ``--cache-dir``, resumes an interrupted run without redoing finished blocks;
-the output file is written atomically, so it exists only once complete. ``svm`` evaluates a
+the output file is written atomically, so it exists only once complete; with ``--scheduler``
+or ``--workers`` its blocks run as Dask tasks (see :mod:`graph_ntk.engine.distributed`). ``svm`` evaluates a
 saved Gram matrix with the GNTK paper's protocol (best ``C`` on the test folds) and with
 nested cross-validation. ``demo`` does both on the built-in synthetic dataset in seconds.
 
@@ -19,7 +20,9 @@ one-line ``graph-ntk: error: ...`` on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import sys
@@ -112,6 +115,12 @@ def _build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--cache-dir", type=Path, help="keep finished blocks here; a rerun resumes")
     comp.add_argument("--output", type=Path, required=True, help="where to write the matrix (.npy)")
     comp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dist = g.add_argument_group("Dask (pip install 'graph_ntk[dask]'; needs --cache-dir, shared by all workers)")
+    where = dist.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", help="run the blocks on this Dask scheduler, "
+                       "e.g. tcp://10.0.0.1:8786 (started with 'dask scheduler')")
+    where.add_argument("--workers", type=_positive_int, metavar="N", help="run the blocks on a local Dask "
+                       "cluster of N worker processes")
 
     s = sub.add_parser("svm", help="SVM accuracy of a saved Gram matrix",
                        description="Evaluate a Gram matrix with the GNTK paper's protocol and nested CV.")
@@ -164,13 +173,27 @@ def _cmd_gram(args: argparse.Namespace) -> int:
 
     if args.output.suffix != ".npy":
         raise _UsageError(f"--output must end in .npy, got {args.output}")
+    if (args.scheduler or args.workers) and args.cache_dir is None:
+        raise _UsageError("--scheduler and --workers need --cache-dir: the Dask workers write finished blocks "
+                          "there (on a cluster, a folder on a file system shared by all machines)")
+    if (args.scheduler or args.workers) and importlib.util.find_spec("distributed") is None:
+        raise _UsageError("--scheduler and --workers need Dask: pip install 'graph_ntk[dask]'")
     ds = _load_dataset(args)
     model = GNTK(args.blocks, args.mlp_layers, args.aggregation, not args.no_jk, args.readout)
     start = time.perf_counter()
-    K = gram(model, ds, get=args.kernel, dtype=args.dtype, method=args.method,
-             implementation=args.implementation.upper(), block_size=args.block_size,
-             memory_limit=args.memory_limit, cache_dir=args.cache_dir, output=args.output,
-             progress=not args.no_progress)
+    with contextlib.ExitStack() as stack:
+        scheduler = args.scheduler
+        if args.workers:
+            from distributed import LocalCluster
+
+            # One thread per worker: the engines already use every core they get.
+            cluster = stack.enter_context(LocalCluster(n_workers=args.workers, threads_per_worker=1,
+                                                       processes=True, dashboard_address=None))
+            scheduler = cluster.scheduler_address
+        K = gram(model, ds, get=args.kernel, dtype=args.dtype, method=args.method,
+                 implementation=args.implementation.upper(), block_size=args.block_size,
+                 memory_limit=args.memory_limit, cache_dir=args.cache_dir, output=args.output,
+                 progress=not args.no_progress, scheduler=scheduler)
     # Lets `graph-ntk svm` check that its labels are in the Gram's graph order.
     info = {"dataset": ds.name, "graphs": len(ds), "order_fingerprint": _order_fingerprint(ds)}
     with tempfile.NamedTemporaryFile("w", dir=args.output.parent, suffix=".tmp", delete=False) as f:

@@ -219,6 +219,7 @@ def gram(
     config: dict | str | None = None,
     max_buckets: int = 8,
     memory_limit: int = 4 << 30,
+    scheduler: Any = None,
 ) -> np.ndarray | tuple[np.ndarray, ...]:
     r"""The Gram matrix :math:`K_{ij} = k(G_i, G'_j)` of a graph kernel over whole datasets.
 
@@ -268,6 +269,9 @@ def gram(
         >>> K.shape, bool(np.isclose(K[0, 0], K[0, 1]))
         ((2, 2), True)
     """
+    if scheduler is not None and cache_dir is None:
+        raise ValueError("scheduler= needs cache_dir=: Dask workers hand finished blocks back through the cache, "
+                         "so pass a folder that the client and every worker can reach (a shared file system)")
     job = _prepare(model, graphs, graphs2, get=get, num_tags=num_tags, dtype=dtype, block_size=block_size,
                    method=method, implementation=implementation, config=config, max_buckets=max_buckets,
                    memory_limit=memory_limit, cache_dir=cache_dir, progress=progress)
@@ -293,7 +297,8 @@ def gram(
         if symmetric:
             out[:, ib[:, None], ia[None, :]] = np.swapaxes(block, 1, 2)
 
-    _run_blocks(job, tasks, place, cache=cache, progress=progress, side2="a" if symmetric else "b")
+    _run_blocks(job, tasks, place, cache=cache, progress=progress, side2="a" if symmetric else "b",
+                scheduler=scheduler)
 
     if output is not None:
         if job.single:
@@ -344,7 +349,7 @@ def gram_diagonal(
 
 
 def _run_blocks(job: _Job, tasks: list[tuple[Chunk, Chunk]], place: Callable, *, cache: Path | None,
-                progress: bool, side2: str) -> None:
+                progress: bool, side2: str, scheduler: Any = None) -> None:
     """Load cached blocks, compute the others (saving each as soon as it is done), and hand
     every block to ``place``; the progress bar counts graph pairs."""
     from tqdm.auto import tqdm
@@ -362,6 +367,12 @@ def _run_blocks(job: _Job, tasks: list[tuple[Chunk, Chunk]], place: Callable, *,
             place(ca, cb, block)
             done_pairs += pairs(ca, cb)
     if not todo:
+        return
+    if scheduler is not None:  # one Dask task per block; the workers write into the cache
+        from graph_ntk.engine.distributed import run_tasks
+
+        run_tasks(job, todo, place, cache=cache, side2=side2, scheduler=scheduler, progress=progress,
+                  done=len(tasks) - len(todo))
         return
     engine = job.make_engine()
     slots = len(getattr(engine, "devices", ())) or 1

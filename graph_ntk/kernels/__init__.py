@@ -16,4 +16,14 @@ Example:
 from graph_ntk.kernels.program_gram import ProgramGram, program_gram
 from graph_ntk.kernels.wl_colours import WLColours, wl_colours
 
-__all__ = ["ProgramGram", "WLColours", "program_gram", "wl_colours"]
+__all__ = ["ProgramGram", "WLColours", "WLSubtreeKernel", "program_gram", "wl_colours", "wl_subtree_gram"]
+
+
+def __getattr__(name: str):
+    # The WL kernel's scikit-learn transformer loads sklearn (seconds); the item engine,
+    # which imports this package, should not pay for it.
+    if name in ("WLSubtreeKernel", "wl_subtree_gram"):
+        from graph_ntk.kernels import wl_kernel
+
+        return getattr(wl_kernel, name)
+    raise AttributeError(f"module 'graph_ntk.kernels' has no attribute {name!r}")
