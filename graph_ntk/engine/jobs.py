@@ -6,7 +6,7 @@ import functools
 import hashlib
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
@@ -128,10 +128,16 @@ class _Job:
     chunks2: list[Chunk]
     settings: dict[str, Any]
     make_engine: Callable[[], Any]
+    readouts: int = 1  # per kernel: 1, or L + 1 per-depth readouts with all_depths
+
+    @property
+    def channels(self) -> int:
+        """Matrices per block: one per kernel in ``gets`` (times the readouts)."""
+        return len(self.gets) * self.readouts
 
 
 def _prepare(model, graphs, graphs2, *, get, num_tags, dtype, block_size, method, implementation, config,
-             max_buckets, memory_limit, cache_dir, progress) -> _Job:
+             max_buckets, memory_limit, cache_dir, progress, all_depths=False) -> _Job:
     """Validate the arguments of :func:`gram`, choose the engine and cut the graphs into chunks."""
     gets, single = _normalise_get(get)
     if dtype not in _DTYPES:
@@ -154,7 +160,15 @@ def _prepare(model, graphs, graphs2, *, get, num_tags, dtype, block_size, method
     tags = _resolve_num_tags(num_tags, (tags1, tags2), all_graphs)
     input_dim = _input_dim(all_graphs, tags)
 
+    readouts = 1
+    if all_depths:
+        if not isinstance(model, GNTK) or method == "nodes":
+            raise ValueError("all_depths=True needs model=GNTK(...) on the item engine: the Grams of every depth "
+                             "1..num_blocks, with and without jumping knowledge, come from its per-depth readouts")
+        model = replace(model, jumping_knowledge=True)
+        readouts = model.num_blocks + 1
     program, kernel_fn, settings = _resolve_model(model, input_dim, implementation, config)
+    settings["all_depths"] = bool(all_depths)
     if program is None:
         if method == "colour":
             raise ValueError(f"method='colour' needs a description with a layer program (graph_ntk.nn, "
@@ -194,12 +208,13 @@ def _prepare(model, graphs, graphs2, *, get, num_tags, dtype, block_size, method
     def make_engine():
         if use_items:
             single_call = len(chunks1) == 1 and len(chunks2) == 1
-            return ItemEngine(program, gets, dtype, tags, list1, columns, progress and single_call)
+            return ItemEngine(program, gets, dtype, tags, list1, columns, progress and single_call,
+                              each_readout=all_depths)
         from graph_ntk.engine.node_path import _NodeEngine
 
         return _NodeEngine(kernel_fn(), gets, tags, implementation, dtype, list1, columns)
 
-    return _Job(gets, single, dtype, list1, list2, chunks1, chunks2, settings, make_engine)
+    return _Job(gets, single, dtype, list1, list2, chunks1, chunks2, settings, make_engine, readouts)
 
 
 def gram(
@@ -220,7 +235,8 @@ def gram(
     max_buckets: int = 8,
     memory_limit: int = 4 << 30,
     scheduler: Any = None,
-) -> np.ndarray | tuple[np.ndarray, ...]:
+    all_depths: bool = False,
+) -> np.ndarray | tuple[np.ndarray, ...] | dict[tuple[int, bool], Any]:
     r"""The Gram matrix :math:`K_{ij} = k(G_i, G'_j)` of a graph kernel over whole datasets.
 
     Args:
@@ -260,8 +276,15 @@ def gram(
             arrays; item engine: the item kernels, see
             :func:`graph_ntk.engine.item_path.plan_item_chunks`).
 
+        all_depths: for ``model=GNTK(L, ...)``: the Grams of every depth ``1..L`` with and
+            without jumping knowledge from one run (the depth-``l`` terms are shared),
+            returned as a dict keyed by ``(depth, jumping_knowledge)``; ``output`` is then an
+            ``.npz`` with keys ``L{depth}_jk`` / ``L{depth}_nojk`` (prefixed ``ntk_`` /
+            ``nngp_`` when ``get`` is a tuple).
+
     Returns:
-        ``(len(graphs), len(graphs2))`` array(s) of ``dtype``.
+        ``(len(graphs), len(graphs2))`` array(s) of ``dtype`` (a dict of them with
+        ``all_depths``).
 
     Example:
         >>> g = Graph(3, np.array([[0, 1, 1, 2], [1, 0, 2, 1]]), node_labels=np.array([0, 1, 0]))
@@ -274,9 +297,9 @@ def gram(
                          "so pass a folder that the client and every worker can reach (a shared file system)")
     job = _prepare(model, graphs, graphs2, get=get, num_tags=num_tags, dtype=dtype, block_size=block_size,
                    method=method, implementation=implementation, config=config, max_buckets=max_buckets,
-                   memory_limit=memory_limit, cache_dir=cache_dir, progress=progress)
+                   memory_limit=memory_limit, cache_dir=cache_dir, progress=progress, all_depths=all_depths)
     if output is not None:  # checked before hours of work, not after
-        wanted = ".npy" if job.single else ".npz"
+        wanted = ".npy" if job.single and not all_depths else ".npz"
         if Path(output).suffix != wanted:
             raise ValueError(f"output must end in {wanted} for get={get!r}, got {str(output)!r}")
     symmetric = job.graphs2 is None
@@ -287,7 +310,7 @@ def gram(
         tasks = [(ca, cb) for ca in job.chunks1 for cb in job.chunks2]
     cache = _open_cache(cache_dir, job.settings, job.graphs1, job.graphs2)
     n2 = len(job.graphs1 if symmetric else job.graphs2)
-    out = np.zeros((len(job.gets), len(job.graphs1), n2), dtype=job.dtype)
+    out = np.zeros((job.channels, len(job.graphs1), n2), dtype=job.dtype)
 
     def place(ca: Chunk, cb: Chunk, block: np.ndarray) -> None:
         ia, ib = ca.index, cb.index
@@ -300,12 +323,33 @@ def gram(
     _run_blocks(job, tasks, place, cache=cache, progress=progress, side2="a" if symmetric else "b",
                 scheduler=scheduler)
 
+    if all_depths:
+        grams = _depth_grams(job, out)
+        if output is not None:
+            named = {(f"{g}_" if not job.single else "") + f"L{depth}_{'jk' if jk else 'nojk'}": k
+                     for (depth, jk), ks in grams.items() for g, k in zip(job.gets, ks)}
+            _write_atomic(output, lambda f: np.savez(f, **named))
+        return {key: ks[0] if job.single else ks for key, ks in grams.items()}
     if output is not None:
         if job.single:
             save_npy_atomic(output, out[0])
         else:
             _write_atomic(output, lambda f: np.savez(f, **dict(zip(job.gets, out))))
     return out[0] if job.single else tuple(out)
+
+
+def _depth_grams(job: _Job, out: np.ndarray) -> dict[tuple[int, bool], tuple[np.ndarray, ...]]:
+    r"""The GNTK of every depth from its per-depth readouts :math:`r_0..r_L` (one run at
+    depth ``L`` with jumping knowledge): :math:`K_{l,\mathrm{JK}} = 2\sum_{k \le l} r_k`,
+    :math:`K_{l} = 2 r_l` (the readout's factor :math:`\sqrt 2` squared)."""
+    taps = job.readouts
+    per_get = out.reshape(len(job.gets), taps, *out.shape[1:])
+    cumulative = 2.0 * np.cumsum(per_get, axis=1)
+    grams = {}
+    for depth in range(1, taps):
+        grams[(depth, True)] = tuple(cumulative[:, depth])
+        grams[(depth, False)] = tuple(2.0 * per_get[:, depth])
+    return grams
 
 
 def gram_diagonal(
@@ -359,7 +403,7 @@ def _run_blocks(job: _Job, tasks: list[tuple[Chunk, Chunk]], place: Callable, *,
 
     todo, done_pairs = [], 0
     for ca, cb in tasks:
-        shape = (len(job.gets), ca.index.size, cb.index.size)
+        shape = (job.channels, ca.index.size, cb.index.size)
         block = None if cache is None else _load_block(cache / f"{ca.key}_{cb.key}.npy", shape)
         if block is None:
             todo.append((ca, cb))

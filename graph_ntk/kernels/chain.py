@@ -152,10 +152,20 @@ def _assign_groups(expr: Sum, counter: list[int]) -> None:
                 _assign_groups(t, counter)
 
 
-def chain_plan(program: P.Program) -> ChainPlan:
-    """The chain plan of a normalised program, or :class:`NotAChain`."""
+def chain_plan(program: P.Program, *, separate_taps: bool = False) -> ChainPlan:
+    """The chain plan of a normalised program, or :class:`NotAChain`.
+
+    With ``separate_taps`` every readout gets its own accumulator, numbered in trunk order
+    (e.g. the GNTK's per-depth readouts, for every depth's Gram from one run).
+    """
     trunk: list = []
     expr = _flatten(_walk(tuple(program), trunk))
     counter = [0]
-    _assign_groups(expr, counter)
+    if separate_taps:
+        for item in trunk:
+            if isinstance(item, tuple) and item[0] == "tap":
+                item[1].group = counter[0]
+                counter[0] += 1
+    else:
+        _assign_groups(expr, counter)
     return ChainPlan(trunk, expr, counter[0])

@@ -41,13 +41,16 @@ __all__ = ["ProgramGram", "node_features", "program_gram"]
 @dataclass(frozen=True)
 class ProgramGram:
     """``nngp`` and ``ntk`` Gram matrices (``len(graphs) x len(graphs2)``), the item counts
-    per stage, the executor used and per-phase timings (seconds)."""
+    per stage, the executor used and per-phase timings (seconds). With
+    ``program_gram(..., each_readout=True)``, ``readouts`` holds the ``(nngp, ntk)`` Grams of
+    every readout tap in trunk order, before the ops after the readout."""
 
     nngp: np.ndarray
     ntk: np.ndarray | None
     num_items: tuple[int, ...]
     executor: str
     timings: dict[str, float] = field(default_factory=dict)
+    readouts: list[tuple[np.ndarray, np.ndarray]] | None = None
 
 
 def node_features(graphs: Sequence[Graph], num_tags: int | None) -> tuple[np.ndarray, int]:
@@ -94,6 +97,7 @@ def program_gram(
     block_size: int | None = None,
     num_threads: int | None = None,
     progress: bool = False,
+    each_readout: bool = False,
 ) -> ProgramGram:
     """The Gram matrices of ``program`` between ``graphs`` and ``graphs2`` (or itself).
 
@@ -109,6 +113,9 @@ def program_gram(
         block_size: items per tile side of the tiled executor.
         num_threads: worker threads of the tiled executor (default: all usable CPUs).
         progress: a progress bar per stage.
+        each_readout: also return every readout's own Gram (``readouts``; tiled executor):
+            e.g. the per-depth terms of a GNTK with jumping knowledge, from which the Gram
+            of every depth, with and without jumping knowledge, follows.
     """
     t0 = time.perf_counter()
     program = P.normalize(program)
@@ -123,9 +130,9 @@ def program_gram(
     plan = None
     if executor != "dense":
         try:
-            plan = chain_plan(program)
+            plan = chain_plan(program, separate_taps=each_readout)
         except NotAChain as why:
-            if executor == "tiled":
+            if executor == "tiled" or each_readout:
                 raise ValueError(f"this network cannot run on the tiled executor ({why}); use executor='dense'")
     if plan is not None:
         groups, counts, stage_times = run_chain(plan, space, part.items, phi, dtype=dtype, block=block_size,
@@ -133,6 +140,7 @@ def program_gram(
         timings.update(stage_times)
         out = _evaluate(plan.expr, groups, "ntk" in get)
         used = "tiled"
+        readouts = [groups[g] for g in range(plan.num_groups)] if each_readout else None
     else:
         nngp0 = phi @ phi.T
         st = State(space, part.items, nngp0, None, np.diagonal(nngp0).copy(), phi.shape[1])
@@ -140,7 +148,7 @@ def program_gram(
         if out.space is not None:
             raise ValueError("the network has no global readout: end it with GlobalSumPool() or GlobalMeanPool() "
                              "to get a graph kernel")
-        counts, used = (part.num_items, out.num_items), "dense"
+        counts, used, readouts = (part.num_items, out.num_items), "dense", None
     n1 = len(graphs)
     rows = out.items[:n1]
     cols = rows if symmetric else out.items[n1:]
@@ -151,7 +159,9 @@ def program_gram(
         return np.asarray(mat[np.ix_(rows, cols)], dtype=np.float64)
 
     timings["total"] = time.perf_counter() - t0
-    return ProgramGram(gram(out.nngp), gram(out.ntk), tuple(counts), used, timings)
+    if readouts is not None:
+        readouts = [(gram(k), gram(th)) for k, th in readouts]
+    return ProgramGram(gram(out.nngp), gram(out.ntk), tuple(counts), used, timings, readouts)
 
 
 def _evaluate(expr: Sum, groups: dict[int, list[np.ndarray]], want_ntk: bool) -> State:

@@ -440,18 +440,18 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
         timings["setup"] += time.perf_counter() - t_setup
         label = f"stage {k}/{len(stage_ops) - 1} ({counts[k]} items)" if progress else None
         parallel_for(stage.n_blocks, stage.run_block, contexts, label)
+        # Fold this stage's per-thread (half) accumulators into the totals and free them,
+        # so that accumulator memory is per stage, not per readout.
+        for ctx in contexts:
+            for g, half in ctx["acc"].items():
+                for ch in range(2):
+                    h = half[ch].astype(np.float64)
+                    full[g][ch] += h + h.T
+            ctx["acc"].clear()
         prev_store, d_prev, nonneg = stage.store, track.d, track.nonneg
         del stage
 
-    out: dict[int, list[np.ndarray]] = {}
-    for g in range(plan.num_groups):
-        total = [full[g][0].copy(), full[g][1].copy()]
-        for ctx in contexts:
-            if g in ctx["acc"]:
-                for ch in range(2):
-                    half = ctx["acc"][g][ch].astype(np.float64)
-                    total[ch] += half + half.T
-        out[g] = total
+    out = {g: full[g] for g in range(plan.num_groups)}
     for ctx in contexts:
         for key, value in ctx["times"].items():
             timings[key] += value
