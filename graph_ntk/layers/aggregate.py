@@ -150,8 +150,10 @@ def _relational_dense(pattern, real, normalization, add_self_loops, dtype, num_t
 
 
 def _relational_sparse(pattern, edge_weight, edge_type, real, normalization, add_self_loops, dtype,
-                       num_types: int) -> list:
-    """One :func:`_sparse_operator` per edge type: the arcs of other types get weight 0."""
+                       num_types: int):
+    """One :func:`_sparse_operator` per edge type (the arcs of other types get weight 0), as
+    ``(senders, receivers, coefficients)`` with the types stacked on axis 0 of the coefficients:
+    every type lists the same arcs, so senders and receivers are shared."""
     if edge_type is None:
         raise ValueError(f"Aggregate(edge_types={num_types}, implementation='SPARSE') needs edge_type=: one type "
                          f"in 0..{num_types - 1} per arc, shape (batch, num_edges), as GraphBatch supplies")
@@ -169,8 +171,9 @@ def _relational_sparse(pattern, edge_weight, edge_type, real, normalization, add
             raise ValueError(f"edge_type holds type {bad} on a real arc, outside 0..{num_types - 1} for "
                              f"edge_types={num_types}; renumber the types or raise edge_types")
     w = jnp.ones(edge_type.shape, dtype) if edge_weight is None else jnp.asarray(edge_weight, dtype)
-    return [_sparse_operator(pattern, jnp.where(edge_type == t, w, jnp.zeros((), dtype)), real, normalization,
+    ops_ = [_sparse_operator(pattern, jnp.where(edge_type == t, w, jnp.zeros((), dtype)), real, normalization,
                              add_self_loops, dtype) for t in range(num_types)]
+    return ops_[0][0], ops_[0][1], jnp.stack([o[2] for o in ops_])
 
 
 def _segment_aggregate(values, senders, receivers, coef, axis: int, n: int):
@@ -275,9 +278,12 @@ def Aggregate(
         op = operator(pattern, edge_weight, edge_type, node_mask, mask, batch, n, inputs.dtype)
         if num_types is None:
             return aggregate(op, inputs, n)
-        per_type = [op[:, t] for t in range(num_types)] if not sparse else op
+        if sparse:
+            per_type = jax.vmap(lambda c: aggregate((op[0], op[1], c), inputs, n))(op[2])
+        else:
+            per_type = jnp.einsum("btij,bif->tbjf", op, inputs)
         # Type-major channels: output channel t*F + f is channel f aggregated over type t.
-        return jnp.concatenate([aggregate(o, inputs, n) for o in per_type], axis=-1)
+        return jnp.concatenate(list(per_type), axis=-1)
 
     @stax.requires(batch_axis=0, channel_axis=-1,
                    diagonal_spatial=stax.Diagonal(input=stax.Bool.NO, output=stax.Bool.NO))
@@ -329,11 +335,13 @@ def Aggregate(
                 def own(cov, op):
                     return own_one(cov, op)
             else:
+                # Types share the arcs and differ only in coefficients: vmap over them.
                 def cross(mat):
-                    return sum(cross_one(mat, a, b) for a, b in zip(op1, op2)) / num_types
+                    per_type = jax.vmap(lambda c1, c2: cross_one(mat, (*op1[:2], c1), (*op2[:2], c2)))
+                    return per_type(op1[2], op2[2]).mean(axis=0)
 
                 def own(cov, op):
-                    return sum(own_one(cov, o) for o in op) / num_types
+                    return jax.vmap(lambda c: own_one(cov, (*op[:2], c)))(op[2]).mean(axis=0)
 
         nngp = cross(k.nngp)
         # NT starts the NTK as a scalar 0 before any layer with parameters; keep it.
