@@ -247,3 +247,15 @@ def test_tu_edge_labels_follow_deduplication(tmp_path):
     (folder / "TOY_edge_labels.txt").write_text("5\n5\n7\n")
     with pytest.raises(Exception, match="3 lines but TOY_A.txt lists 4 arcs"):
         load_tu(tmp_path, "TOY")
+
+
+def test_nt_mask_constant_equals_node_mask():
+    """NT's own masking (padded entries = mask_constant) gives the same kernel as node_mask."""
+    with jax.enable_x64(True):
+        b = batches(typed_graphs(9, [4, 6, 3]), 6, sparse=False)
+        model = stax.serial(Aggregate("sum", True, edge_types=T), stax.Dense(4), GlobalSumPool())
+        masked = np.where(b.node_mask[..., None], b.x, 99.0)
+        k_nt = model[2](masked, None, "nngp", mask_constant=99.0, pattern=b.adjacency)
+        k_ours = model[2](b.x, None, "nngp", **kernel_kwargs(b))
+        assert np.abs(np.asarray(k_ours)).max() > 1e-3
+        np.testing.assert_allclose(np.asarray(k_nt), np.asarray(k_ours), atol=1e-12)

@@ -355,9 +355,10 @@ def Aggregate(
         return k.replace(nngp=nngp, ntk=ntk, cov1=cov1, cov2=cov2, is_gaussian=gaussian)
 
     def mask_fn(mask, input_shape):
-        # Each input channel appears once per type in the output: repeat a per-channel mask.
-        if num_types is None or mask.shape[-1] == 1:
+        # The layer masks whole nodes (see real_nodes); with types, collapse the channels as
+        # NT's Dense does, since T*F output channels no longer match a per-channel mask.
+        if num_types is None:
             return mask
-        return jnp.concatenate([mask] * num_types, axis=-1)
+        return jnp.all(mask, axis=-1, keepdims=True)
 
     return init_fn, apply_fn, kernel_fn, mask_fn
