@@ -6,6 +6,9 @@ A :class:`GraphBatch` holds ``B`` graphs padded to ``N`` nodes:
 * either ``adjacency`` ``(B, N, N)`` (``adjacency[b, i, j]`` = weight of arc ``i -> j``,
   ``Aggregate(implementation='DENSE')``) or ``edges`` ``(B, E, 2)`` sender/receiver pairs
   padded with ``-1`` plus ``edge_weight`` ``(B, E)`` (``Aggregate(implementation='SPARSE')``);
+* with ``T`` edge types (``num_edge_types``, relational ``Aggregate(edge_types=T)``):
+  ``adjacency`` ``(B, T, N, N)``, one adjacency per type, or ``edge_type`` ``(B, E)``
+  next to ``edges`` (``-1`` on padded arcs);
 * ``n_nodes`` ``(B,)``, and ``node_mask`` ``(B, N)`` (True on real nodes), which graph_ntk's
   layers read to keep padded nodes out of every aggregation and pool.
 
@@ -45,6 +48,22 @@ def _node_features(g: Graph, num_tags: int | None) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
+def _edge_types(graphs: Sequence[Graph], num_edge_types: int) -> list[np.ndarray]:
+    """Every graph's arc types, checked to lie in ``0..num_edge_types-1``."""
+    if isinstance(num_edge_types, bool) or not isinstance(num_edge_types, (int, np.integer)) or num_edge_types < 1:
+        raise ValueError(f"num_edge_types must be a positive integer, got {num_edge_types!r}")
+    out = []
+    for i, g in enumerate(graphs):
+        if g.edge_type is None:
+            raise ValueError(f"graphs[{i}] has no edge_type but num_edge_types={num_edge_types} was given; "
+                             "give every graph edge_type, or leave num_edge_types=None to ignore types")
+        if g.edge_type.size and g.edge_type.max() >= num_edge_types:
+            raise ValueError(f"graphs[{i}] has edge type {int(g.edge_type.max())}, outside 0..{num_edge_types - 1}; "
+                             "raise num_edge_types")
+        out.append(g.edge_type)
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class GraphBatch:
     """``B`` graphs padded to a common node count (see the module docstring).
@@ -61,6 +80,8 @@ class GraphBatch:
     adjacency: np.ndarray | None = None
     edges: np.ndarray | None = None
     edge_weight: np.ndarray | None = None
+    edge_type: np.ndarray | None = None
+    num_edge_types: int | None = None
 
     def __post_init__(self) -> None:
         if (self.adjacency is None) == (self.edges is None):
@@ -72,14 +93,22 @@ class GraphBatch:
         n_nodes = np.asarray(self.n_nodes)
         if n_nodes.shape != (b,) or (n_nodes < 1).any() or (n_nodes > n).any():
             raise ValueError(f"n_nodes must be {b} counts in [1, {n}], got {n_nodes!r}")
-        if self.adjacency is not None and np.shape(self.adjacency) != (b, n, n):
-            raise ValueError(f"adjacency must have shape {(b, n, n)}, got {np.shape(self.adjacency)}")
+        t = self.num_edge_types
+        if t is not None and (self.edges is not None) != (self.edge_type is not None):
+            raise ValueError("with num_edge_types, give adjacency (B, T, N, N) or edges with edge_type (B, E)")
+        if t is None and self.edge_type is not None:
+            raise ValueError("edge_type needs num_edge_types (the number T of edge types)")
+        want = (b, n, n) if t is None else (b, t, n, n)
+        if self.adjacency is not None and np.shape(self.adjacency) != want:
+            raise ValueError(f"adjacency must have shape {want}, got {np.shape(self.adjacency)}")
         if self.edges is not None:
             e = np.asarray(self.edges)
             if e.ndim != 3 or e.shape[0] != b or e.shape[2] != 2:
                 raise ValueError(f"edges must have shape ({b}, num_edges, 2), got {e.shape}")
             if self.edge_weight is not None and np.shape(self.edge_weight) != e.shape[:2]:
                 raise ValueError(f"edge_weight must have shape {e.shape[:2]}, got {np.shape(self.edge_weight)}")
+            if self.edge_type is not None and np.shape(self.edge_type) != e.shape[:2]:
+                raise ValueError(f"edge_type must have shape {e.shape[:2]}, got {np.shape(self.edge_type)}")
 
     @property
     def num_graphs(self) -> int:
@@ -105,6 +134,8 @@ class GraphBatch:
         kw: dict[str, Any] = {"pattern": self.pattern, "node_mask": self.node_mask}
         if self.edge_weight is not None:
             kw["edge_weight"] = self.edge_weight
+        if self.edge_type is not None:
+            kw["edge_type"] = self.edge_type
         return kw
 
     # ---------------------------------------------------------------- constructors
@@ -117,11 +148,15 @@ class GraphBatch:
         sparse: bool = False,
         n_max: int | None = None,
         e_max: int | None = None,
+        num_edge_types: int | None = None,
     ) -> "GraphBatch":
         """Pad ``graphs`` to ``n_max`` nodes (default: the largest) in dense or sparse form.
 
         Node features are the one-hot ``node_labels`` (when ``num_tags`` is given) followed
-        by the continuous features ``x``.
+        by the continuous features ``x``. With ``num_edge_types=T`` every graph's
+        ``edge_type`` (types ``0..T-1``) goes into a ``(B, T, N, N)`` adjacency (dense) or a
+        ``(B, E)`` ``edge_type`` array (sparse), for ``Aggregate(edge_types=T)``; without it
+        edge types are ignored.
         """
         graphs = list(graphs)
         if not graphs:
@@ -143,22 +178,32 @@ class GraphBatch:
         for b, v in enumerate(feats):
             x[b, : len(v)] = v
         weighted = any(g.edge_weight is not None for g in graphs)
+        types = None if num_edge_types is None else _edge_types(graphs, num_edge_types)
         if not sparse:
-            adj = np.zeros((len(graphs), n, n))
+            if types is None:
+                adj = np.zeros((len(graphs), n, n))
+                for b, g in enumerate(graphs):
+                    w = g.edge_weight if g.edge_weight is not None else 1.0
+                    np.add.at(adj[b], (g.edge_index[0], g.edge_index[1]), w)
+                return cls(x, sizes, adjacency=adj)
+            adj = np.zeros((len(graphs), num_edge_types, n, n))
             for b, g in enumerate(graphs):
                 w = g.edge_weight if g.edge_weight is not None else 1.0
-                np.add.at(adj[b], (g.edge_index[0], g.edge_index[1]), w)
-            return cls(x, sizes, adjacency=adj)
+                np.add.at(adj[b], (types[b], g.edge_index[0], g.edge_index[1]), w)
+            return cls(x, sizes, adjacency=adj, num_edge_types=num_edge_types)
         e = max(g.num_edges for g in graphs) if e_max is None else int(e_max)
         if e < max(g.num_edges for g in graphs):
             raise ValueError(f"e_max={e_max} is smaller than the largest edge count")
         edges = -np.ones((len(graphs), max(e, 1), 2), dtype=np.int32)
         weight = np.zeros((len(graphs), max(e, 1))) if weighted else None
+        etype = None if types is None else -np.ones((len(graphs), max(e, 1)), dtype=np.int32)
         for b, g in enumerate(graphs):
             edges[b, : g.num_edges] = g.edge_index.T
             if weighted:
                 weight[b, : g.num_edges] = g.edge_weight if g.edge_weight is not None else 1.0
-        return cls(x, sizes, edges=edges, edge_weight=weight)
+            if types is not None:
+                etype[b, : g.num_edges] = types[b]
+        return cls(x, sizes, edges=edges, edge_weight=weight, edge_type=etype, num_edge_types=num_edge_types)
 
     @classmethod
     def from_edge_index(
@@ -231,7 +276,12 @@ class GraphBatch:
         out = []
         for b in range(self.num_graphs):
             n = int(self.n_nodes[b])
-            if self.adjacency is not None:
+            t = None
+            if self.adjacency is not None and self.num_edge_types is not None:
+                t, s, r = np.nonzero(self.adjacency[b, :, :n, :n])
+                w = self.adjacency[b, t, s, r]
+                ei = np.stack([s, r])
+            elif self.adjacency is not None:
                 s, r = np.nonzero(self.adjacency[b, :n, :n])
                 w = self.adjacency[b, s, r]
                 ei = np.stack([s, r])
@@ -240,20 +290,23 @@ class GraphBatch:
                 keep = (e >= 0).all(axis=1)
                 ei = e[keep].T.astype(np.int64)
                 w = None if self.edge_weight is None else self.edge_weight[b][keep]
-            out.append(Graph(n, ei, x=self.x[b, :n], edge_weight=w))
+                t = None if self.edge_type is None else self.edge_type[b][keep].astype(np.int64)
+            out.append(Graph(n, ei, x=self.x[b, :n], edge_weight=w, edge_type=t))
         return out
 
     def to_sparse(self) -> "GraphBatch":
         """The same graphs as padded edge lists (``Aggregate(implementation='SPARSE')``)."""
         if self.edges is not None:
             return self
-        return GraphBatch.from_graphs(self.to_graphs(), sparse=True, n_max=self.x.shape[1])
+        return GraphBatch.from_graphs(self.to_graphs(), sparse=True, n_max=self.x.shape[1],
+                                      num_edge_types=self.num_edge_types)
 
     def to_dense(self) -> "GraphBatch":
         """The same graphs as padded adjacency matrices (``Aggregate(implementation='DENSE')``)."""
         if self.adjacency is not None:
             return self
-        return GraphBatch.from_graphs(self.to_graphs(), sparse=False, n_max=self.x.shape[1])
+        return GraphBatch.from_graphs(self.to_graphs(), sparse=False, n_max=self.x.shape[1],
+                                      num_edge_types=self.num_edge_types)
 
 
 def kernel_kwargs(batch1: GraphBatch, batch2: GraphBatch | None = None) -> dict[str, Any]:
@@ -272,4 +325,9 @@ def kernel_kwargs(batch1: GraphBatch, batch2: GraphBatch | None = None) -> dict[
         def weights(b):
             return b.edge_weight if b.edge_weight is not None else (b.edges[..., 0] >= 0).astype(float)
         kw["edge_weight"] = (weights(batch1), weights(batch2))
+    if batch1.num_edge_types != batch2.num_edge_types:
+        raise ValueError(f"batch1 has num_edge_types={batch1.num_edge_types} but batch2 has "
+                         f"{batch2.num_edge_types}; build both with the same num_edge_types")
+    if batch1.edge_type is not None:
+        kw["edge_type"] = (batch1.edge_type, batch2.edge_type)
     return kw

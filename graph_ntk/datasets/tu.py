@@ -7,9 +7,11 @@ every file holds one record per line and node/graph ids are global and 1-based.
 - ``DS_graph_indicator.txt``: line i gives the graph id of node i (non-decreasing);
 - ``DS_graph_labels.txt``: line g gives the class label of graph g;
 - ``DS_node_labels.txt`` (optional): line i gives the discrete label of node i;
-- ``DS_node_attributes.txt`` (optional): line i gives the real attribute vector of node i.
+- ``DS_node_attributes.txt`` (optional): line i gives the real attribute vector of node i;
+- ``DS_edge_labels.txt`` (optional): line i gives the discrete label of arc i of ``DS_A.txt``
+  (read into ``Graph.edge_type``, e.g. the bond type of MUTAG and PTC_MR).
 
-Edge labels and attributes are ignored. Any file may also be stored as ``*.txt.xz``.
+Edge attributes are ignored. Any file may also be stored as ``*.txt.xz``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ _WHAT = {
     "graph_labels": "class label of each graph, one per line",
     "node_labels": "discrete label of each node, one per line",
     "node_attributes": "attribute vector of each node, one per line",
+    "edge_labels": "discrete label of each arc of DS_A.txt, one per line",
 }
 
 
@@ -48,6 +51,25 @@ def _read(folder: Path, name: str, part: str, *, required: bool, dtype: type = n
             raise missing_file(folder / f"{name}_{part}.txt", _WHAT[part])
         return None
     return tokenize(path, read_bytes(path, _WHAT[part]), dtype=dtype, commas=True)
+
+
+def _edge_labels(folder: Path, name: str, num_arcs: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(edge_type, label_values)`` from ``DS_edge_labels.txt`` (one line per line of
+    ``DS_A.txt``), types ``0..T-1`` in sorted label order; ``(None, None)`` without the file."""
+    lines = _read(folder, name, "edge_labels", required=False)
+    if lines is None:
+        return None, None
+    if lines.num_lines == num_arcs == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if lines.num_lines != num_arcs:
+        at = min(lines.num_lines, num_arcs)
+        raise lines.error(at, f"has {lines.num_lines} lines but {name}_A.txt lists {num_arcs} arcs (one line each)")
+    table = lines.table(None, f"integer edge label(s) with the same number of columns as line 1 ({int(lines.count[0])})")
+    if table.shape[1] == 1:
+        values, types = np.unique(table[:, 0], return_inverse=True)
+    else:
+        values, types = np.unique(table, axis=0, return_inverse=True)
+    return types.reshape(-1).astype(np.int64), values
 
 
 def _is_tu_folder(p: Path) -> bool:
@@ -109,12 +131,14 @@ def assemble(
     degree_as_tag: bool,
     folds: list[tuple[np.ndarray, np.ndarray]] | None,
     meta: dict,
+    edge_type: np.ndarray | None = None,
 ) -> GraphDataset:
     """Cut dataset-wide arrays into per-graph :class:`Graph` objects.
 
     Nodes are numbered consecutively over the dataset (graph g owns
     ``offsets[g]:offsets[g+1]``) and ``senders`` must be sorted, so each graph's arcs are
-    one contiguous slice. Shared by the TU and GIN loaders.
+    one contiguous slice; ``edge_type`` (optional) is aligned with them. Shared by the TU
+    and GIN loaders.
     """
     offsets = np.concatenate(([0], np.cumsum(node_counts)))
     total = int(offsets[-1])
@@ -135,6 +159,7 @@ def assemble(
                 edge_index,
                 node_labels=None if tags is None else tags[lo:hi],
                 x=None if x is None else x[lo:hi],
+                edge_type=None if edge_type is None else edge_type[a:b],
             )
         )
     return GraphDataset(name, graphs, y, folds=folds, num_tags=num_tags, meta=meta)
@@ -155,7 +180,11 @@ def load_tu(root: str | Path, name: str, *, degree_as_tag: bool = False) -> Grap
         holds the raw value of each class). Node labels (if present) are remapped to
         ``0..T-1`` in sorted order (``meta["tag_values"]``); rows with several label
         columns count as one label per distinct row. Node attributes become ``Graph.x``.
-        Arcs are deduplicated (the IMDB files list each one twice) and sorted; self-loops
+        Edge labels (if present) become ``Graph.edge_type``, remapped to ``0..T-1`` in
+        sorted order (``meta["edge_label_values"]``, ``meta["num_edge_types"] = T``; for
+        ``Aggregate(edge_types=T)`` via ``GraphBatch.from_graphs(..., num_edge_types=T)``).
+        Arcs are deduplicated (the IMDB files list each one twice; with edge labels, arcs
+        of different types between the same nodes are kept apart) and sorted; self-loops
         are kept. ``folds`` is ``None``: TU defines no splits.
 
     Raises:
@@ -224,6 +253,7 @@ def load_tu(root: str | Path, name: str, *, degree_as_tag: bool = False) -> Grap
         i = int(bad[0])
         raise a_lines.error(i, f"node id out of range 1..{num_nodes} (graph_indicator lists {num_nodes} nodes): {a_lines.text(i)}")
     senders, receivers = arcs[:, 0] - 1, arcs[:, 1] - 1
+    edge_type, edge_label_values = _edge_labels(folder, name, senders.size)
     bad = np.flatnonzero(node_graph[senders] != node_graph[receivers])
     if bad.size:
         i = int(bad[0])
@@ -236,7 +266,13 @@ def load_tu(root: str | Path, name: str, *, degree_as_tag: bool = False) -> Grap
     # (NCI1, the reconstructed COLLAB) skip the sort.
     key = senders * np.int64(num_nodes) + receivers
     num_arcs = int(key.size)
-    if key.size > 1 and not (np.diff(key) > 0).all():
+    if edge_type is not None:
+        # Types ride along: sort by (arc, type) and drop only exact repeats.
+        order = np.lexsort((edge_type, key))
+        key, edge_type = key[order], edge_type[order]
+        keep = np.concatenate(([True], (key[1:] != key[:-1]) | (edge_type[1:] != edge_type[:-1])))
+        key, edge_type = key[keep], edge_type[keep]
+    elif key.size > 1 and not (np.diff(key) > 0).all():
         key = sorted_unique(key)
     senders, receivers = np.divmod(key, np.int64(num_nodes))
     del key
@@ -248,6 +284,9 @@ def load_tu(root: str | Path, name: str, *, degree_as_tag: bool = False) -> Grap
         "tag_values": tag_values,
         "duplicate_arcs_removed": num_arcs - int(senders.size),
     }
+    if edge_type is not None:
+        meta["edge_label_values"] = edge_label_values
+        meta["num_edge_types"] = int(len(edge_label_values))
     return assemble(
         name,
         node_counts,
@@ -260,4 +299,5 @@ def load_tu(root: str | Path, name: str, *, degree_as_tag: bool = False) -> Grap
         degree_as_tag=degree_as_tag,
         folds=None,
         meta=meta,
+        edge_type=edge_type,
     )
