@@ -55,6 +55,7 @@ __all__ = [
     "Program",
     "Scale",
     "Sign",
+    "check_gaussian",
     "StructurePool",
     "describe",
     "normalize",
@@ -203,6 +204,34 @@ def normalize(program: Program) -> Program:
             out.append(op)
             i += 1
     return tuple(out)
+
+
+def check_gaussian(program: Program, gaussian: bool = True) -> bool:
+    """Refuse what has no closed form, as NT does: a nonlinearity (or a ``FanInSum``) on an
+    activation that is not Gaussian — after a nonlinearity, a ``FanInConcat`` or a
+    relational ``Aggregate`` (its channel blocks have different covariances), until the next
+    ``Dense``. Returns whether the output is Gaussian.
+
+    Example:
+        >>> check_gaussian((Aggregate("sum", edge_types=3), Dense(8), ABRelu(0.0, 1.0)))
+        False
+    """
+    for op in normalize(program):
+        if isinstance(op, Dense):
+            gaussian = True
+        elif isinstance(op, ELEMENTWISE):
+            if not gaussian:
+                raise ValueError(f"{_name(op)} needs a Gaussian input: put a Dense before it (after a nonlinearity, "
+                                 "a FanInConcat or an Aggregate with edge_types the input is not Gaussian)")
+            gaussian = False
+        elif isinstance(op, Aggregate) and op.edge_types and op.edge_types > 1:
+            gaussian = False
+        elif isinstance(op, Branch):
+            outs = [check_gaussian(b, gaussian) for b in op.branches]
+            if op.combine == "sum" and not all(outs):
+                raise ValueError("FanInSum needs Gaussian branches: end every branch with a Dense")
+            gaussian = all(outs) and op.combine == "sum"
+    return gaussian
 
 
 def output_width(program: Program, input_width: int) -> int:

@@ -119,6 +119,7 @@ def program_gram(
     """
     t0 = time.perf_counter()
     program = P.normalize(program)
+    P.check_gaussian(program)
     symmetric = graphs2 is None
     joint = list(graphs) if symmetric else list(graphs) + list(graphs2)
     has_labels = joint[0].node_labels is not None and num_tags is not None
