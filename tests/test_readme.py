@@ -14,7 +14,7 @@ def test_readme_examples_run(capsys, monkeypatch, shared_dir):
     for code in blocks:
         exec(compile(code, "README.md", "exec"), {})
     out = capsys.readouterr().out
-    assert "(3, 1) (3, 3)" in out
+    assert "(3, 1) (3, 3) True" in out
     assert "| MUTAG | paper SVM" in out
 
 
