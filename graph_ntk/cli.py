@@ -379,8 +379,8 @@ def _load_gram(path: Path, n: int) -> np.ndarray:
         raise FileNotFoundError(f"{path}: file not found (Gram matrix written by 'graph-ntk gram')")
     try:
         K = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"{path}: not a readable .npy array ({exc})") from None
+    except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty or truncated file
+        raise ValueError(f"{path}: not a readable .npy array ({exc or type(exc).__name__})") from None
     if not isinstance(K, np.ndarray) or K.shape != (n, n):
         shape = getattr(K, "shape", "an archive")
         raise ValueError(f"{path}: expected a {n}x{n} Gram matrix for this dataset, got {shape}")
