@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 from jax import ops
 from neural_tangents import stax
-from neural_tangents._src.utils.kernel import Kernel
+from neural_tangents import Kernel
 
 Normalization = Literal["sum", "mean", "gcn"]
 _NORMALIZATIONS = ("sum", "mean", "gcn")
