@@ -3,18 +3,27 @@
 Subcommands::
 
     graph-ntk gram --dataset-dir ../shared/datasets/gin --name MUTAG --output mutag.npy
+    graph-ntk gram --dataset-dir DIR --name MUTAG --model my_net.py:net --output k.npy
+    graph-ntk gram --dataset-dir DIR --name MUTAG --test-dataset TEST_DIR --output k_test.npy
     graph-ntk svm  --gram mutag.npy --dataset-dir ../shared/datasets/gin --name MUTAG
+    graph-ntk node --dataset-dir ../shared/datasets/planetoid --name cora
     graph-ntk demo
 
-``gram`` computes the GNTK (or GNNGP) Gram matrix of a benchmark dataset with a progress
-bar and, with ``--cache-dir``, resumes an interrupted run without redoing finished blocks;
-the output file is written atomically, so it exists only once complete; with ``--scheduler``
-or ``--workers`` its blocks run as Dask tasks (see :mod:`graph_ntk.engine.distributed`). ``svm`` evaluates a
-saved Gram matrix with the GNTK paper's protocol (best ``C`` on the test folds) and with
-nested cross-validation. ``demo`` does both on the built-in synthetic dataset in seconds.
+``gram`` computes the Gram matrix of a benchmark dataset for the GNTK (flags) or any model
+(``--model FILE.py:NAME``), with a progress bar and, with ``--cache-dir``, resumes an
+interrupted run without redoing finished blocks (with ``--scheduler`` or ``--workers`` its
+blocks run as Dask tasks, see :mod:`graph_ntk.engine.distributed`); the output file is written atomically,
+so it exists only once complete, with a JSON sidecar ``<output>.json`` (architecture,
+dataset fingerprint, settings). With ``--test-dataset`` it writes the *test x train*
+kernel: rows are the test graphs, columns the training graphs (what
+``SVC(kernel='precomputed').predict`` takes). ``svm`` evaluates a saved Gram matrix with
+the GNTK paper's protocol (best ``C`` on the test folds) and with nested cross-validation.
+``node`` classifies the nodes of a Planetoid graph with a node-level GP. ``demo`` runs
+gram and svm on the built-in synthetic dataset in seconds.
 
-Bad input (unknown dataset, missing or malformed file, inconsistent options) ends with a
-one-line ``graph-ntk: error: ...`` on stderr and exit status 2.
+Every failure ends with one line ``graph-ntk: error: ...`` on stderr and a non-zero exit
+status: 2 for bad input (unknown dataset, missing or malformed file, inconsistent
+options), 1 for anything else (e.g. out of memory). ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -23,13 +32,14 @@ import argparse
 import contextlib
 import hashlib
 import importlib.util
+import inspect
 import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -46,6 +56,10 @@ _DEMO_INNER_SPLITS = 3
 
 class _UsageError(Exception):
     """A command-line mistake, reported in one line with exit status 2."""
+
+
+# Exceptions that mean "bad input" (exit 2); anything else is exit 1.
+_INPUT_ERRORS = (_UsageError, ValueError, TypeError, OSError, LookupError, EOFError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,6 +79,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _inner_splits(text: str) -> int:
+    value = _positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"inner cross-validation needs at least 2 folds, got {value}")
+    return value
+
+
 def _gigabytes(text: str) -> int:
     try:
         value = float(text)
@@ -73,6 +94,11 @@ def _gigabytes(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive size in GiB, got {value}")
     return int(value * (1 << 30))
+
+
+def _add_debug(p: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:
+    # SUPPRESS in the subcommands: `graph-ntk --debug gram ...` is not undone by gram's default.
+    p.add_argument("--debug", action="store_true", default=default, help="show the traceback of a failure")
 
 
 def _add_dataset_args(p: argparse.ArgumentParser) -> None:
@@ -90,18 +116,28 @@ def _add_dataset_args(p: argparse.ArgumentParser) -> None:
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=_PROG, description="Exact GNTK / GNNGP Gram matrices of graph datasets and "
                                               "their SVM evaluation.")
-    sub = parser.add_subparsers(dest="command", metavar="{gram,svm,demo}", parser_class=_Parser)
+    _add_debug(parser, default=False)
+    sub = parser.add_subparsers(dest="command", metavar="{gram,svm,node,demo}", parser_class=_Parser)
     sub.required = True
 
     g = sub.add_parser("gram", help="compute a Gram matrix and save it as .npy",
-                       description="Compute the GNTK (or GNNGP) Gram matrix of a dataset.")
+                       description="Compute the Gram matrix of a dataset for the GNTK (or GNNGP) or any "
+                                   "model given with --model.")
     _add_dataset_args(g)
-    arch = g.add_argument_group("architecture (GNTK of Du et al. 2019)")
-    arch.add_argument("--blocks", type=_positive_int, default=4, help="L, aggregation blocks (default 4)")
-    arch.add_argument("--mlp-layers", type=_positive_int, default=2, help="R, ReLU layers per block (default 2)")
-    arch.add_argument("--aggregation", choices=("sum", "mean"), default="sum", help="neighbour scaling (default sum)")
+    test = g.add_argument_group("test x train kernel (optional)")
+    test.add_argument("--test-dataset", type=Path, metavar="DIR",
+                      help="folder of the test dataset (same --format); writes the (test graphs x training "
+                           "graphs) kernel instead of the square Gram")
+    test.add_argument("--test-name", help="test dataset name (default: --name)")
+    arch = g.add_argument_group("architecture (GNTK of Du et al. 2019, or --model)")
+    arch.add_argument("--model", metavar="FILE.py:NAME",
+                      help="NAME from a Python file: a stax triple (init_fn, apply_fn, kernel_fn), a "
+                           "graph_ntk.engine.GNTK, or a function of no arguments returning one")
+    arch.add_argument("--blocks", type=_positive_int, default=None, help="L, aggregation blocks (default 4)")
+    arch.add_argument("--mlp-layers", type=_positive_int, default=None, help="R, ReLU layers per block (default 2)")
+    arch.add_argument("--aggregation", choices=("sum", "mean"), default=None, help="neighbour scaling (default sum)")
     arch.add_argument("--no-jk", action="store_true", help="read out only the last block (no jumping knowledge)")
-    arch.add_argument("--readout", choices=("sum", "mean"), default="sum", help="graph readout (default sum)")
+    arch.add_argument("--readout", choices=("sum", "mean"), default=None, help="graph readout (default sum)")
     comp = g.add_argument_group("computation")
     comp.add_argument("--kernel", choices=("ntk", "nngp"), default="ntk", help="GNTK or GNNGP (default ntk)")
     comp.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="precision (default float64)")
@@ -121,6 +157,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        "e.g. tcp://10.0.0.1:8786 (started with 'dask scheduler')")
     where.add_argument("--workers", type=_positive_int, metavar="N", help="run the blocks on a local Dask "
                        "cluster of N worker processes")
+    _add_debug(g)
 
     s = sub.add_parser("svm", help="SVM accuracy of a saved Gram matrix",
                        description="Evaluate a Gram matrix with the GNTK paper's protocol and nested CV.")
@@ -128,19 +165,43 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_dataset_args(s)
     s.add_argument("--grid", choices=("paper", "coarse"), default="paper",
                    help="C grid of the paper protocol: GNTK's 120 values, or 25 (default paper)")
-    s.add_argument("--inner-splits", type=_positive_int, default=5, help="inner folds of nested CV (default 5)")
+    s.add_argument("--inner-splits", type=_inner_splits, default=5, help="inner folds of nested CV (default 5)")
     s.add_argument("--gp", action="store_true", help="also GP / kernel-regression classification (nested)")
+    _add_debug(s)
+
+    n = sub.add_parser("node", help="node classification on a Planetoid graph with a node-level GP",
+                       description="GP classification of the nodes of one Planetoid graph (GCN public split) "
+                                   "with the NNGP or NTK of a node-level GNN; the ridge is chosen on the "
+                                   "validation nodes.")
+    n.add_argument("--dataset-dir", type=Path, required=True,
+                   help="folder holding <name>/ind.<name>.* (e.g. ../shared/datasets/planetoid)")
+    n.add_argument("--name", required=True, help="cora, citeseer or pubmed")
+    n.add_argument("--model-preset", choices=tuple(_NODE_PRESETS), default="gcn", help="network (default gcn)")
+    n.add_argument("--layers", type=_positive_int, default=None,
+                   help="propagation layers (default: the preset's, 2; gcnii 4)")
+    n.add_argument("--kernel", choices=("nngp", "ntk"), default="nngp", help="kernel (default nngp)")
+    how = n.add_mutually_exclusive_group()
+    how.add_argument("--exact", action="store_true", help="exact N x N kernel (default)")
+    how.add_argument("--landmarks", type=_positive_int, metavar="M", help="low-rank Nystrom kernel with M landmarks")
+    n.add_argument("--landmark-method", choices=("random", "kmeans++"), default="random",
+                   help="landmark choice with --landmarks (default random)")
+    n.add_argument("--seed", type=int, default=0, help="landmark seed (default 0)")
+    _add_debug(n)
 
     d = sub.add_parser("demo", help="Gram + SVM on the built-in synthetic dataset (seconds)",
                        description="Generate the synthetic demo dataset, compute its GNTK Gram matrix "
                                    "and evaluate it with both SVM protocols.")
     d.add_argument("--n-graphs", type=_positive_int, default=300, help=argparse.SUPPRESS)
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_debug(d)
     return parser
 
 
+_NODE_PRESETS = {"gcn": 2, "gin": 2, "sage": 2, "gcnii": 4}  # preset -> default number of layers
+
+
 def _load_dataset(args: argparse.Namespace):
-    from graph_ntk.datasets import load_gin, load_tu, make_demo_dataset
+    from graph_ntk.datasets import make_demo_dataset
 
     if args.demo:
         if args.dataset_dir is not None or args.name is not None:
@@ -148,12 +209,85 @@ def _load_dataset(args: argparse.Namespace):
         return make_demo_dataset(args.demo_graphs)
     if args.dataset_dir is None or args.name is None:
         raise _UsageError("give --dataset-dir and --name (or --demo)")
-    root = args.dataset_dir
+    return _load_from(args.dataset_dir, args.name, args)
+
+
+def _load_from(root: Path, name: str, args: argparse.Namespace):
+    from graph_ntk.datasets import load_gin, load_tu
+
     # Accept the parent of gin/ and tu/ (e.g. ../shared/datasets) as well as the format folder.
-    if not (root / args.name).is_dir() and (root / args.format / args.name).is_dir():
+    if not (root / name).is_dir() and (root / args.format / name).is_dir():
         root = root / args.format
     loader = load_gin if args.format == "gin" else load_tu
-    return loader(root, args.name, degree_as_tag=args.degree_as_tag)
+    return loader(root, name, degree_as_tag=args.degree_as_tag)
+
+
+def _load_model(spec: str) -> tuple[Any, str, str]:
+    """``FILE.py:NAME`` -> (model, description, cache config); every problem is one line."""
+    from graph_ntk.engine import GNTK
+
+    path_text, sep, name = spec.rpartition(":")
+    if not sep or not path_text or not name.isidentifier():
+        raise _UsageError(f"--model must be FILE.py:NAME (NAME a Python identifier), got {spec!r}")
+    path = Path(path_text)
+    if path.suffix != ".py":
+        raise _UsageError(f"--model {spec}: {path} is not a Python file (.py)")
+    if not path.is_file():
+        raise FileNotFoundError(f"--model {spec}: {path}: file not found")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    module_spec = importlib.util.spec_from_file_location(f"_graph_ntk_model_{digest[:16]}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:  # the user's file: report, never a traceback
+        raise _UsageError(f"--model {spec}: running {path} failed: {type(exc).__name__}: {exc}") from exc
+    if not hasattr(module, name):
+        names = sorted(k for k in vars(module) if not k.startswith("_"))
+        raise _UsageError(f"--model {spec}: {path} defines no {name!r} (it defines {', '.join(names) or 'nothing'})")
+    obj = getattr(module, name)
+
+    def is_model(o: Any) -> bool:
+        return isinstance(o, GNTK) or (isinstance(o, tuple) and len(o) == 3 and callable(o[2]))
+
+    if not is_model(obj) and callable(obj):
+        try:
+            inspect.signature(obj).bind()
+        except TypeError:
+            raise _UsageError(f"--model {spec}: {name} is a function that needs arguments; give a stax triple, a "
+                              f"GNTK, or a function of no arguments returning one") from None
+        except ValueError:
+            pass  # no signature (a builtin): just try it
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise _UsageError(f"--model {spec}: calling {name}() failed: {type(exc).__name__}: {exc}") from exc
+    if not is_model(obj):
+        raise _UsageError(f"--model {spec}: {name} is a {type(obj).__name__}; expected a stax triple "
+                          f"(init_fn, apply_fn, kernel_fn), a graph_ntk.engine.GNTK, or a function of no "
+                          f"arguments returning one")
+    config = f"{path.resolve()}:{name} sha256={digest}"
+    return obj, _describe_model(obj, f"{spec} (sha256 {digest[:16]})"), config
+
+
+def _describe_model(model: Any, fallback: str) -> str:
+    """The architecture as text for the sidecar: the GNTK's fields, a layer program's
+    description, a gntk(...) triple's arguments, else ``fallback`` (the model file)."""
+    from graph_ntk.engine import GNTK
+
+    if isinstance(model, GNTK):
+        return repr(model)
+    program = getattr(model, "program", None)
+    if program is not None:
+        try:
+            from graph_ntk.program import describe
+
+            return describe(program)
+        except Exception:  # a program of another kind (e.g. node-level ops): fall back
+            pass
+    architecture = getattr(model, "architecture", None)
+    if isinstance(architecture, dict):
+        return "graph_ntk.gntk(" + ", ".join(f"{k}={v!r}" for k, v in architecture.items()) + ")"
+    return fallback
 
 
 def _order_fingerprint(ds) -> str:
@@ -168,8 +302,61 @@ def _sidecar(gram_path: Path) -> Path:
     return gram_path.with_name(gram_path.name + ".json")
 
 
+def _sidecar_info(args: argparse.Namespace, ds, architecture: str, test_ds=None) -> dict[str, Any]:
+    """What `graph-ntk svm` needs to trust a Gram file: the graph order it was computed in
+    (to line labels up with rows), and how (architecture and settings, printed by svm)."""
+    info: dict[str, Any] = {
+        "kind": "gram" if test_ds is None else "test x train",
+        "dataset": ds.name, "graphs": len(ds), "order_fingerprint": _order_fingerprint(ds),
+        "architecture": architecture,
+        "settings": {"get": args.kernel, "dtype": args.dtype, "method": args.method,
+                     "implementation": args.implementation, "format": args.format,
+                     "degree_as_tag": args.degree_as_tag},
+    }
+    if test_ds is not None:  # rows are the test graphs, columns the training graphs
+        info.update({"test_dataset": test_ds.name, "test_graphs": len(test_ds),
+                     "test_order_fingerprint": _order_fingerprint(test_ds)})
+    return info
+
+
+def _write_sidecar(gram_path: Path, info: dict[str, Any]) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=gram_path.parent, suffix=".tmp", delete=False) as f:
+        json.dump(info, f)
+    os.replace(f.name, _sidecar(gram_path))
+
+
+def _read_sidecar(gram_path: Path) -> dict[str, Any] | None:
+    """The sidecar's content, or None when there is none."""
+    path = _sidecar(gram_path)
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: corrupt sidecar, not JSON ({exc}); delete it or rerun 'graph-ntk gram'") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: corrupt sidecar, expected a JSON object, got {type(info).__name__}")
+    return info
+
+
+def _gram_model(args: argparse.Namespace) -> tuple[Any, str, str | None]:
+    from graph_ntk.engine import GNTK
+
+    flags = {"--blocks": args.blocks, "--mlp-layers": args.mlp_layers, "--aggregation": args.aggregation,
+             "--readout": args.readout, "--no-jk": args.no_jk or None}
+    if args.model is not None:
+        given = [flag for flag, value in flags.items() if value is not None]
+        if given:
+            raise _UsageError(f"{', '.join(given)} describe the built-in GNTK; with --model the file describes the "
+                              f"network")
+        return _load_model(args.model)
+    model = GNTK(args.blocks or 4, args.mlp_layers or 2, args.aggregation or "sum", not args.no_jk,
+                 args.readout or "sum")
+    return model, repr(model), None
+
+
 def _cmd_gram(args: argparse.Namespace) -> int:
-    from graph_ntk.engine import GNTK, gram
+    from graph_ntk.engine import gram
 
     if args.output.suffix != ".npy":
         raise _UsageError(f"--output must end in .npy, got {args.output}")
@@ -178,9 +365,16 @@ def _cmd_gram(args: argparse.Namespace) -> int:
                           "there (on a cluster, a folder on a file system shared by all machines)")
     if (args.scheduler or args.workers) and importlib.util.find_spec("distributed") is None:
         raise _UsageError("--scheduler and --workers need Dask: pip install 'graph_ntk[dask]'")
+    if args.test_name is not None and args.test_dataset is None:
+        raise _UsageError("--test-name needs --test-dataset DIR")
+    if args.test_dataset is not None and args.test_name is None and args.name is None:
+        raise _UsageError("with --demo, give the test dataset's --test-name")
+    model, architecture, config = _gram_model(args)
     ds = _load_dataset(args)
-    model = GNTK(args.blocks, args.mlp_layers, args.aggregation, not args.no_jk, args.readout)
+    test_ds = None if args.test_dataset is None else _load_from(args.test_dataset, args.test_name or args.name, args)
     start = time.perf_counter()
+    # Test x train: rows are the test graphs, columns the training graphs.
+    rows, cols = (ds, None) if test_ds is None else (test_ds, ds)
     with contextlib.ExitStack() as stack:
         scheduler = args.scheduler
         if args.workers:
@@ -190,16 +384,14 @@ def _cmd_gram(args: argparse.Namespace) -> int:
             cluster = stack.enter_context(LocalCluster(n_workers=args.workers, threads_per_worker=1,
                                                        processes=True, dashboard_address=None))
             scheduler = cluster.scheduler_address
-        K = gram(model, ds, get=args.kernel, dtype=args.dtype, method=args.method,
+        K = gram(model, rows, cols, get=args.kernel, dtype=args.dtype, method=args.method,
                  implementation=args.implementation.upper(), block_size=args.block_size,
                  memory_limit=args.memory_limit, cache_dir=args.cache_dir, output=args.output,
-                 progress=not args.no_progress, scheduler=scheduler)
-    # Lets `graph-ntk svm` check that its labels are in the Gram's graph order.
-    info = {"dataset": ds.name, "graphs": len(ds), "order_fingerprint": _order_fingerprint(ds)}
-    with tempfile.NamedTemporaryFile("w", dir=args.output.parent, suffix=".tmp", delete=False) as f:
-        json.dump(info, f)
-    os.replace(f.name, _sidecar(args.output))
-    print(f"{ds.name}: {args.kernel} Gram {K.shape[0]}x{K.shape[1]} ({args.dtype}) of {model} "
+                 progress=not args.no_progress, config=config, scheduler=scheduler)
+    _write_sidecar(args.output, _sidecar_info(args, ds, architecture, test_ds))
+    what = "Gram" if test_ds is None else f"test x train kernel (rows: {test_ds.name} test graphs, columns: " \
+                                          f"{ds.name} training graphs)"
+    print(f"{ds.name}: {args.kernel} {what} {K.shape[0]}x{K.shape[1]} ({args.dtype}) of {architecture} "
           f"in {time.perf_counter() - start:.1f} s -> {args.output}")
     return 0
 
@@ -209,12 +401,16 @@ def _load_gram(path: Path, n: int) -> np.ndarray:
         raise FileNotFoundError(f"{path}: file not found (Gram matrix written by 'graph-ntk gram')")
     try:
         K = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"{path}: not a readable .npy array ({exc})") from None
+    except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty or truncated file
+        raise ValueError(f"{path}: not a readable .npy array ({exc or type(exc).__name__})") from None
     if not isinstance(K, np.ndarray) or K.shape != (n, n):
         shape = getattr(K, "shape", "an archive")
         raise ValueError(f"{path}: expected a {n}x{n} Gram matrix for this dataset, got {shape}")
-    return K
+    if not np.issubdtype(K.dtype, np.number) or np.issubdtype(K.dtype, np.complexfloating):
+        raise ValueError(f"{path}: expected a real-valued Gram matrix, got dtype {K.dtype}")
+    from graph_ntk.evaluation import check_gram
+
+    return check_gram(K, name=str(path))
 
 
 def _folds(ds):
@@ -229,11 +425,22 @@ def _cmd_svm(args: argparse.Namespace) -> int:
     from graph_ntk.evaluation import NESTED_C_GRID, PAPER_C_GRID, evaluate
 
     ds = _load_dataset(args)
+    info = _read_sidecar(args.gram)
+    if info is not None and info.get("kind", "gram") != "gram":
+        raise ValueError(f"{args.gram} is a {info.get('kind')} kernel (see {_sidecar(args.gram).name}); svm "
+                         f"cross-validates the square Gram of one dataset")
     K = _load_gram(args.gram, len(ds))
-    sidecar = _sidecar(args.gram)
-    if sidecar.is_file() and json.loads(sidecar.read_text()).get("order_fingerprint") != _order_fingerprint(ds):
+    if info is None:  # warned only once the Gram itself passed its checks: errors stay one line
+        print(f"{_PROG}: warning: no {_sidecar(args.gram).name} next to {args.gram}: cannot check that the Gram's "
+              f"graph order matches {ds.name}'s (write Grams with 'graph-ntk gram')", file=sys.stderr)
+    elif info.get("order_fingerprint") != _order_fingerprint(ds):
         raise ValueError(f"{args.gram} was computed for graphs in another order than {ds.name} as loaded here "
-                         f"(see {sidecar.name}); use the same --dataset-dir and --format as for 'graph-ntk gram'")
+                         f"(see {_sidecar(args.gram).name}); use the same --dataset-dir and --format as for "
+                         f"'graph-ntk gram'")
+    if info is not None:
+        settings = info.get("settings", {})
+        text = ", ".join(f"{k}={v}" for k, v in settings.items()) if isinstance(settings, dict) else settings
+        print(f"{args.gram}: {info.get('architecture', 'architecture not recorded')}; {text or 'no settings'}")
     folds, where = _folds(ds)
     protocols = ("paper", "nested", "gp") if args.gp else ("paper", "nested")
     grid = PAPER_C_GRID if args.grid == "paper" else _DEMO_C_GRID
@@ -270,23 +477,69 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_node(args: argparse.Namespace) -> int:
+    from graph_ntk.datasets import load_planetoid
+    from graph_ntk.models import node as presets
+    from graph_ntk.node_inference import node_gp
+
+    root = args.dataset_dir
+    # Accept the parent of planetoid/ (e.g. ../shared/datasets) as well.
+    if not (root / args.name).is_dir() and (root / "planetoid" / args.name.lower()).is_dir():
+        root = root / "planetoid"
+    data = load_planetoid(root, args.name)
+    layers = args.layers or _NODE_PRESETS[args.model_preset]
+    network = getattr(presets, args.model_preset)(layers)
+    if args.landmarks is None:
+        method, kwargs, how = "exact", {}, "exact"
+    else:
+        method, how = "lowrank", f"{args.landmarks} {args.landmark_method} landmarks"
+        kwargs = {"num_landmarks": args.landmarks, "landmark_method": args.landmark_method, "seed": args.seed}
+    start = time.perf_counter()
+    res = node_gp(network, data.x, data.edge_index, data.y, data.train_idx, data.val_idx, data.test_idx,
+                  data.num_classes, get=args.kernel, method=method, **kwargs)
+    print(f"{data.name}: {data.num_nodes} nodes, {data.num_edges} edges, {data.num_classes} classes; split "
+          f"{data.train_idx.size}/{data.val_idx.size}/{data.test_idx.size} (train/val/test); "
+          f"{time.perf_counter() - start:.1f} s\n")
+    print("| dataset | model | kernel | method | ridge | val acc (%) | test acc (%) | mean test variance |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| {data.name} | {args.model_preset}({layers}) | {args.kernel} | {how} | {res.reg:.3g} | "
+          f"{100 * res.val_accuracy:.1f} | {100 * res.test_accuracy:.1f} | {float(np.mean(res.test_variance)):.4g} |")
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    message = " ".join(str(exc).split())
+    if isinstance(exc, MemoryError):  # the engine's message says what would fit: pass it on
+        return f"out of memory: {message}" if message else \
+            "out of memory; try a smaller --memory-limit or --block-size"
+    if isinstance(exc, _INPUT_ERRORS) and message:
+        return message
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``graph-ntk`` command line; returns the exit status.
+
+    Every failure is reported as one line ``graph-ntk: error: ...`` on stderr with exit
+    status 2 (bad input) or 1 (anything else); ``--debug`` re-raises it with its traceback.
 
     Example:
         >>> main(["demo", "--no-progress"])  # doctest: +SKIP
         0
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv  # also for failures while parsing
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
-        command = {"gram": _cmd_gram, "svm": _cmd_svm, "demo": _cmd_demo}[args.command]
+        debug = debug or bool(getattr(args, "debug", False))
+        command = {"gram": _cmd_gram, "svm": _cmd_svm, "node": _cmd_node, "demo": _cmd_demo}[args.command]
         return command(args)
-    except (_UsageError, ValueError, OSError) as exc:
-        # Unknown datasets, missing or malformed files, bad options: one line, no traceback.
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"{_PROG}: error: {message}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # MemoryError, IndexError, EOFError, ... included: one line, no traceback
+        if debug:
+            raise
+        print(f"{_PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, _INPUT_ERRORS) else 1
     except KeyboardInterrupt:
         print(f"{_PROG}: interrupted (finished blocks stay in --cache-dir, if given)", file=sys.stderr)
         return 130

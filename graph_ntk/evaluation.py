@@ -11,9 +11,15 @@ cross-validation ``folds``:
   optimistic; it is what GNTK, GIN and WL numbers in the literature report.
 * :func:`svm_nested_cv` -- ``C`` and the normalisation are chosen by an inner
   cross-validation on each training part only; mean +- std of the outer test accuracy.
-* :func:`gp_nested_cv` -- kernel regression / GP posterior mean on one-hot targets with
-  :func:`neural_tangents.predict.gp_inference`, the regulariser ``diag_reg`` (and the
+* :func:`gp_nested_cv` -- kernel regression / GP posterior mean on one-hot targets
+  (:func:`graph_ntk.gp.gp_posterior_mean`, the same numbers as
+  :func:`neural_tangents.predict.gp_inference`), the regulariser ``diag_reg`` (and the
   normalisation) chosen by inner cross-validation; the class is the arg-max.
+
+Every protocol first checks its input and refuses, in one line naming the problem: a Gram
+that is not square, not finite or not symmetric (beyond ``1e-6`` of its largest entry),
+fold indices that are not integers, out of range, or shared by a fold's training and test
+parts, a training part with a single class, ``inner_splits < 2`` and empty grids.
 
 Two forms of the kernel are tried: ``'raw'``, :math:`K / s` with the scalar
 :math:`s = \min_{ij} K_{ij}` as in GNTK's ``search.py`` (the mean diagonal when some entry
@@ -38,8 +44,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import SVC
+from sklearn.utils.validation import check_is_fitted
 
 from graph_ntk.data.graph import Graph, GraphDataset
+from graph_ntk.gp import gp_posterior_mean
 
 __all__ = [
     "GP_DIAG_REG_GRID",
@@ -50,6 +58,7 @@ __all__ = [
     "ProtocolResult",
     "cosine_normalize",
     "default_folds",
+    "check_gram",
     "evaluate",
     "gp_nested_cv",
     "svm_nested_cv",
@@ -67,6 +76,9 @@ NORMALIZATIONS = ("raw", "cosine")
 # libsvm iteration cap, so that an extreme C on a badly scaled Gram cannot run for ever;
 # reaching it gives libsvm's current solution (and a warning we silence).
 _SVC_MAX_ITER = 500_000
+# Largest asymmetry |K - K^T| accepted, relative to max |K|: float32 Grams and mirrored
+# blocks are symmetric to rounding, a Gram of the wrong file or orientation is not.
+SYMMETRY_RTOL = 1e-6
 
 
 # --------------------------------------------------------------------------- results
@@ -188,23 +200,71 @@ def default_folds(y: np.ndarray, n_splits: int = 10, seed: int = 0) -> list[tupl
     return [(tr, te) for tr, te in splitter.split(np.zeros(len(y)), y)]
 
 
-def _check(K: np.ndarray, y: np.ndarray, folds) -> tuple[np.ndarray, np.ndarray, list]:
+def check_gram(K: Any, name: str = "K") -> np.ndarray:
+    r"""``K`` as a float64 array, if it is a square, finite and symmetric Gram matrix.
+
+    Symmetric means :math:`\max|K - K^\top| \le 10^{-6} \max|K|` (``SYMMETRY_RTOL``);
+    ``name`` is used in the error message (e.g. the file it came from).
+
+    Example:
+        >>> check_gram([[2.0, 1.0], [1.0, 2.0]]).shape
+        (2, 2)
+    """
     K = np.asarray(K, dtype=np.float64)
-    y = np.asarray(y)
     if K.ndim != 2 or K.shape[0] != K.shape[1]:
-        raise ValueError(f"K must be a square Gram matrix, got shape {K.shape}")
+        raise ValueError(f"{name} must be a square Gram matrix, got shape {K.shape}")
+    if not np.all(np.isfinite(K)):
+        bad = np.argwhere(~np.isfinite(K))[0]
+        raise ValueError(f"{name} contains NaN or infinite entries (first at [{bad[0]}, {bad[1]}]); "
+                         f"recompute the Gram matrix")
+    gap = float(np.max(np.abs(K - K.T))) if K.size else 0.0
+    scale = float(np.max(np.abs(K))) if K.size else 0.0
+    if gap > SYMMETRY_RTOL * scale:
+        i, j = np.unravel_index(int(np.argmax(np.abs(K - K.T))), K.shape)
+        raise ValueError(f"{name} is not symmetric: |K[{i}, {j}] - K[{j}, {i}]| = {gap:.3g}, more than "
+                         f"{SYMMETRY_RTOL:g} x max|K| = {scale:.3g}; give a Gram of a dataset with itself "
+                         f"(a test x train kernel cannot be cross-validated)")
+    return K
+
+
+def _grid(values: Any, name: str) -> np.ndarray:
+    grid = np.asarray(values, dtype=np.float64)
+    if grid.ndim != 1 or grid.size == 0 or not (np.isfinite(grid) & (grid > 0)).all():
+        raise ValueError(f"{name} must be a non-empty 1-D grid of positive numbers, got {values!r}")
+    return grid
+
+
+def _check_inner_splits(inner_splits: Any) -> int:
+    if isinstance(inner_splits, bool) or not isinstance(inner_splits, (int, np.integer)) or inner_splits < 2:
+        raise ValueError(f"inner_splits must be an integer >= 2 (inner cross-validation folds), got {inner_splits!r}")
+    return int(inner_splits)
+
+
+def _check(K: np.ndarray, y: np.ndarray, folds) -> tuple[np.ndarray, np.ndarray, list]:
+    K = check_gram(K)
+    y = np.asarray(y)
     if y.shape != (K.shape[0],):
         raise ValueError(f"y must have one label per row of K ({K.shape[0]}), got shape {y.shape}")
-    if not np.all(np.isfinite(K)):
-        raise ValueError("K contains NaN or infinite entries; recompute the Gram matrix")
     folds = default_folds(y) if folds is None else [(np.asarray(tr), np.asarray(te)) for tr, te in folds]
     if not folds:
         raise ValueError("folds is empty: give (train_idx, test_idx) pairs, or None for 10 stratified folds")
     for k, (tr, te) in enumerate(folds):
         if tr.size == 0 or te.size == 0:
             raise ValueError(f"fold {k} has an empty train or test part")
+        for part, idx in (("train", tr), ("test", te)):
+            if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+                raise ValueError(f"fold {k}: the {part} indices must be a 1-D array of integers, got dtype "
+                                 f"{idx.dtype} shape {idx.shape}")
         if max(tr.max(), te.max()) >= len(y) or min(tr.min(), te.min()) < 0:
             raise ValueError(f"fold {k} has indices outside 0..{len(y) - 1}")
+        shared = np.intersect1d(tr, te)
+        if shared.size:
+            raise ValueError(f"fold {k}: {shared.size} index(es) are in both its train and test parts "
+                             f"(first {int(shared[0])}); the parts must be disjoint")
+        classes = np.unique(y[tr])
+        if classes.size < 2:
+            raise ValueError(f"fold {k}: its training part has only class {classes[0].item()!r}; a classifier needs "
+                             f"at least two classes to train on")
     return K, y, folds
 
 
@@ -222,12 +282,13 @@ def _svm_accuracies(K: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.nd
     return out
 
 
-def _inner_folds(y: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _inner_folds(y: np.ndarray, n_splits: int, seed: int, fold: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified inner splits; fewer when the rarest class is smaller than ``n_splits``."""
     smallest = int(np.min(np.unique(y, return_counts=True)[1]))
     k = min(n_splits, smallest)
     if k < 2:
-        raise ValueError(f"a training part has a class with {smallest} graph(s): too few for inner cross-validation")
+        raise ValueError(f"fold {fold}: its training part has a class with {smallest} graph(s), too few for "
+                         f"inner cross-validation")
     return default_folds(y, k, seed)
 
 
@@ -252,7 +313,7 @@ def svm_paper_protocol(
         'paper SVM (raw)'
     """
     K, y, folds = _check(K, y, folds)
-    c_grid = np.asarray(c_grid, dtype=np.float64)
+    c_grid = _grid(c_grid, "c_grid")
     out = []
     for name, Kn in _forms(K, normalizations).items():
         acc = np.stack([_svm_accuracies(Kn, y, tr, te, c_grid) for tr, te in folds], axis=1)  # (C, fold)
@@ -286,6 +347,8 @@ def svm_nested_cv(
         'a'
     """
     kernels = dict(K) if isinstance(K, Mapping) else {None: K}
+    c_grid = _grid(c_grid, "c_grid")
+    inner_splits = _check_inner_splits(inner_splits)
     if not kernels:
         raise ValueError("K is an empty mapping: give at least one Gram matrix")
     forms: dict[tuple[str | None, str], np.ndarray] = {}
@@ -293,10 +356,9 @@ def svm_nested_cv(
         Kk, y_checked, folds_checked = _check(Kk, y, folds)
         forms.update({(kname, norm): Kn for norm, Kn in _forms(Kk, normalizations).items()})
     y, folds = y_checked, folds_checked
-    c_grid = np.asarray(c_grid, dtype=np.float64)
     accs, chosen = [], []
-    for tr, te in folds:
-        inner = _inner_folds(y[tr], inner_splits, seed)
+    for k, (tr, te) in enumerate(folds):
+        inner = _inner_folds(y[tr], inner_splits, seed, k)
         best_score, best = -1.0, None
         for key, Kn in forms.items():
             scores = np.mean([_svm_accuracies(Kn, y, tr[a], tr[b], c_grid) for a, b in inner], axis=0)
@@ -308,38 +370,6 @@ def svm_nested_cv(
         chosen.append({"norm": norm, "C": C} if kname is None else {"kernel": kname, "norm": norm, "C": C})
     accs = np.array(accs)
     return ProtocolResult("nested SVM", float(accs.mean()), float(accs.std()), accs, chosen)
-
-
-def _gp_scores(K: np.ndarray, targets: np.ndarray, train: np.ndarray, test: np.ndarray,
-               regs: np.ndarray) -> np.ndarray:
-    r"""Posterior means on ``test`` for all relative regularisers at once, ``(len(regs), test, classes)``.
-
-    The same quantity as :func:`neural_tangents.predict.gp_inference` (see :func:`_gp_predict`),
-    from one eigendecomposition :math:`K_{XX} = U \operatorname{diag}(w) U^\top`:
-    :math:`K_{*X} U \operatorname{diag}(1/(w + \lambda \bar d)) U^\top Y`. Used for the many
-    inner-fold fits, where compiling ``gp_inference`` for every training-set size would
-    dominate the run time. Non-positive-definite cases give NaN.
-    """
-    k_tt, k_st = K[np.ix_(train, train)], K[np.ix_(test, train)]
-    w, U = np.linalg.eigh(k_tt)
-    proj_y, proj_s = U.T @ targets[train], k_st @ U
-    shift = regs * np.trace(k_tt) / len(train)
-    out = np.empty((len(regs), len(test), targets.shape[1]))
-    for r, c in enumerate(shift):
-        d = w + c
-        # Cholesky (as in gp_inference) fails on a matrix that is not positive definite.
-        out[r] = np.nan if d.min() <= 1e-12 * max(d.max(), 1e-300) else proj_s @ (proj_y / d[:, None])
-    return out
-
-
-def _gp_predict(K: np.ndarray, targets: np.ndarray, train: np.ndarray, test: np.ndarray, reg: float) -> np.ndarray:
-    """GP posterior mean on ``test`` via :func:`neural_tangents.predict.gp_inference` (float64)."""
-    import jax
-    import neural_tangents as nt
-
-    with jax.enable_x64(True):  # Cholesky of a Gram matrix: float32 loses too much
-        predict_fn = nt.predict.gp_inference(K[np.ix_(train, train)], targets[train], diag_reg=float(reg))
-        return np.asarray(predict_fn("nngp", K[np.ix_(test, train)]))
 
 
 def gp_nested_cv(
@@ -357,8 +387,9 @@ def gp_nested_cv(
     With one-hot targets :math:`Y`, the posterior mean on test graphs is
     :math:`K_{*X}(K_{XX} + \lambda \bar d I)^{-1} Y` (:math:`\bar d` the mean diagonal of
     :math:`K_{XX}`); the predicted class is its arg-max. :math:`\lambda` (from
-    ``diag_regs``) and the normalisation are chosen by inner cross-validation; each outer
-    fold's prediction is made by :func:`neural_tangents.predict.gp_inference`.
+    ``diag_regs``) and the normalisation are chosen by inner cross-validation (every
+    :math:`\lambda` from one eigendecomposition), the outer prediction by a Cholesky solve;
+    both by :func:`graph_ntk.gp.gp_posterior_mean`.
 
     Example:
         >>> K = np.eye(40) + 1.0; y = np.arange(40) % 2
@@ -366,20 +397,21 @@ def gp_nested_cv(
         'nested GP'
     """
     K, y, folds = _check(K, y, folds)
+    inner_splits = _check_inner_splits(inner_splits)
     regs = np.asarray(diag_regs, dtype=np.float64)
-    if regs.ndim != 1 or regs.size == 0 or (regs < 0).any():
+    if regs.ndim != 1 or regs.size == 0 or not (np.isfinite(regs) & (regs >= 0)).all():
         raise ValueError(f"diag_regs must be a non-empty 1-D grid of non-negative numbers, got {diag_regs!r}")
     classes, codes = np.unique(y, return_inverse=True)
     targets = np.eye(len(classes))[codes]
     forms = _forms(K, normalizations)
     accs, chosen = [], []
-    for tr, te in folds:
-        inner = _inner_folds(y[tr], inner_splits, seed)
+    for k, (tr, te) in enumerate(folds):
+        inner = _inner_folds(y[tr], inner_splits, seed, k)
         best_score, best = -np.inf, None
         for name, Kn in forms.items():
             scores = np.zeros(len(regs))
             for a, b in inner:
-                pred = _gp_scores(Kn, targets, tr[a], tr[b], regs)
+                pred = gp_posterior_mean(Kn[np.ix_(tr[a], tr[a])], Kn[np.ix_(tr[b], tr[a])], targets[tr[a]], regs)
                 # A failed (NaN) regulariser scores -inf and is never chosen.
                 ok = np.isfinite(pred).all(axis=(1, 2))
                 scores += np.where(ok, (pred.argmax(axis=2) == codes[tr[b]]).mean(axis=1), -np.inf)
@@ -388,7 +420,8 @@ def gp_nested_cv(
                 best_score, best = scores[r], (name, float(regs[r]))
         if best is None or not np.isfinite(best_score):
             raise ValueError("every diag_reg left the Gram matrix singular; use larger diag_regs")
-        mean = _gp_predict(forms[best[0]], targets, tr, te, best[1])
+        Kb = forms[best[0]]
+        mean = gp_posterior_mean(Kb[np.ix_(tr, tr)], Kb[np.ix_(te, tr)], targets[tr], best[1])
         accs.append(float(np.mean(mean.argmax(axis=1) == codes[te])))
         chosen.append({"norm": best[0], "diag_reg": best[1]})
     accs = np.array(accs)
@@ -430,6 +463,14 @@ def evaluate(
     known = ("paper", "nested", "gp")
     if not protocols or any(p not in known for p in protocols):
         raise ValueError(f"protocols must be drawn from {known}, got {protocols!r}")
+    # Every input problem is reported before any protocol spends minutes on the others.
+    _check(K, y, folds)
+    if "paper" in protocols:
+        _grid(c_grid, "c_grid")
+    if "nested" in protocols:
+        _grid(nested_c_grid, "nested_c_grid")
+    if {"nested", "gp"} & set(protocols):
+        _check_inner_splits(inner_splits)
     results: list[ProtocolResult] = []
     for p in protocols:
         if p == "paper":
@@ -514,7 +555,6 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
         from graph_ntk.engine import gram_diagonal
 
         self.train_graphs_ = _graphs_of(X)
-        self.n_features_in_ = len(self.train_graphs_)
         if self.normalize:
             self.train_diag_ = gram_diagonal(self._model(), self.train_graphs_, **self._kwargs(diagonal=True))
         return self
@@ -524,7 +564,6 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
         from graph_ntk.engine import gram
 
         self.train_graphs_ = _graphs_of(X)
-        self.n_features_in_ = len(self.train_graphs_)
         K = np.asarray(gram(self._model(), self.train_graphs_, progress=False, cache_dir=self.cache_dir,
                             **self._kwargs()), dtype=np.float64)
         if not self.normalize:
@@ -536,8 +575,7 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
         """The kernel between ``X`` and the training graphs, ``(len(X), n_train)``."""
         from graph_ntk.engine import gram, gram_diagonal
 
-        if not hasattr(self, "train_graphs_"):
-            raise ValueError("this GraphKernelTransformer is not fitted yet: call fit(train_graphs) first")
+        check_is_fitted(self, "train_graphs_")
         graphs = _graphs_of(X)
         K = np.asarray(gram(self._model(), graphs, self.train_graphs_, progress=False, cache_dir=self.cache_dir,
                             **self._kwargs()), dtype=np.float64)

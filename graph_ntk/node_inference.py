@@ -9,17 +9,22 @@ With a node kernel :math:`K` (NNGP or NTK), train nodes :math:`t`, one-hot targe
 
 and the prediction is :math:`\arg\max_c \mu_{*c}`. :math:`\lambda` is relative to the mean
 diagonal :math:`\bar k`, as ``neural_tangents.predict.gp_inference(diag_reg=λ)`` with
-``diag_reg_absolute_scale=False`` (same numbers; here scipy's Cholesky in float64), so
-one grid suits every kernel scale. For NTK kernels this is the mean of the infinite
+``diag_reg_absolute_scale=False`` (same numbers; :func:`graph_ntk.gp.gp_posterior_mean`,
+shared with graph-level inference, uses scipy's Cholesky in float64), so one grid suits
+every kernel scale. For NTK kernels this is the mean of the infinite
 ensemble trained to convergence on a ridge loss. It is chosen on the validation nodes
 from a grid.
 
-Only the blocks ``K[train ∪ val ∪ test][:, train]`` are needed, so
-:func:`node_gp_select` asks its kernel for exactly that block: with
+The posterior variance of each test node,
+:math:`\sigma^2_* = K_{**} - K_{*t}(K_{tt} + \lambda \bar k I)^{-1} K_{t*}`, comes with the
+result (:attr:`NodeGPResult.test_variance`).
+
+Only the block ``K[train ∪ val ∪ test][:, train ∪ test]`` is needed (the test columns for
+the test self-kernels :math:`K_{**}` of the variances), so :func:`node_gp_select` asks its
+kernel for exactly that block: with
 :func:`graph_ntk.kernels.node_kernel.exact_node_kernel` (``rows=``/``cols=``) the last
 layer is formed only there (earlier layers are still N × N), with the low-rank path it
-costs :math:`\Phi_{rows}\Phi_{cols}^\top`. Diagonals (posterior variances) are not needed
-for accuracy and are not formed.
+costs :math:`\Phi_{rows}\Phi_{cols}^\top`.
 
 Example:
     >>> k = np.array([[1.0, 0.0, 0.9], [0.0, 1.0, 0.1], [0.9, 0.1, 1.0]])
@@ -33,11 +38,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal, Sequence
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 
-__all__ = ["DEFAULT_REGS", "NodeGPResult", "gp_posterior_mean", "node_gp", "node_gp_classify", "node_gp_predict",
-           "node_gp_select"]
+from graph_ntk.gp import gp_posterior_mean, gp_posterior_variance
+
+__all__ = ["DEFAULT_REGS", "NodeGPResult", "gp_posterior_mean", "gp_posterior_variance", "node_gp",
+           "node_gp_classify", "node_gp_predict", "node_gp_select"]
 
 DEFAULT_REGS: tuple[float, ...] = tuple(float(r) for r in 10.0 ** np.arange(-4.0, 2.5, 0.5))
 """Default grid of relative ridge terms :math:`\\lambda` (1e-4 ... 1e2, half decades)."""
@@ -50,35 +56,6 @@ def _labels(y: np.ndarray, num_classes: int, name: str) -> np.ndarray:
     if y.size and (y.min() < 0 or y.max() >= num_classes):
         raise ValueError(f"{name} must hold labels in [0, {num_classes}), got range [{y.min()}, {y.max()}]")
     return y
-
-
-def gp_posterior_mean(k_train_train: np.ndarray, k_test_train: np.ndarray, targets: np.ndarray,
-                      reg: float) -> np.ndarray:
-    r"""Posterior mean :math:`K_{*t}(K_{tt} + \lambda \bar k I)^{-1} Y` (float64, Cholesky).
-
-    Example:
-        >>> gp_posterior_mean(np.eye(2), np.ones((1, 2)), np.eye(2), 1.0).round(12).tolist()
-        [[0.5, 0.5]]
-    """
-    k_tt = np.asarray(k_train_train, np.float64)
-    k_st = np.asarray(k_test_train, np.float64)
-    targets = np.asarray(targets, np.float64)
-    n = k_tt.shape[0]
-    if k_tt.shape != (n, n):
-        raise ValueError(f"k_train_train must be square, got shape {k_tt.shape}")
-    if k_st.ndim != 2 or k_st.shape[1] != n:
-        raise ValueError(f"k_test_train must have shape (n_test, {n}), got {k_st.shape}")
-    if targets.shape[0] != n:
-        raise ValueError(f"targets must have {n} rows (one per train node), got {targets.shape[0]}")
-    if not reg >= 0:
-        raise ValueError(f"reg must be non-negative, got {reg!r}")
-    a = (k_tt + k_tt.T) / 2 + reg * np.trace(k_tt) / n * np.eye(n)
-    try:
-        factor = scipy.linalg.cho_factor(a, lower=True)
-    except np.linalg.LinAlgError:
-        raise ValueError(f"k_train_train + reg * mean diagonal is not positive definite at reg={reg}; "
-                         "use a larger reg") from None
-    return k_st @ scipy.linalg.cho_solve(factor, targets)
 
 
 def node_gp_predict(K_train_train: np.ndarray, K_test_train: np.ndarray, y_train: np.ndarray, num_classes: int,
@@ -106,12 +83,23 @@ def node_gp_classify(K_train_train: np.ndarray, K_test_train: np.ndarray, y_trai
 
 @dataclass(frozen=True)
 class NodeGPResult:
-    """Outcome of :func:`node_gp_select`: test accuracy at the ridge chosen on validation."""
+    """Outcome of :func:`node_gp_select`: test accuracy at the ridge chosen on validation.
+
+    Attributes:
+        test_accuracy, val_accuracy: accuracies at the chosen ``reg``.
+        reg: the relative ridge chosen on the validation nodes.
+        val_accuracies: validation accuracy of every ``reg`` of the grid.
+        test_prediction: predicted class of every test node (in ``test_idx`` order).
+        test_variance: GP posterior variance of every test node at ``reg`` (its prior
+            variance :math:`K_{**}` minus what the training nodes explain).
+    """
 
     test_accuracy: float
     val_accuracy: float
     reg: float
     val_accuracies: dict[float, float] = field(repr=False)
+    test_prediction: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+    test_variance: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
 
 def node_gp_select(
@@ -127,7 +115,8 @@ def node_gp_select(
 
     Args:
         kernel_block: ``(rows, cols) -> K[rows][:, cols]``; called once with
-            ``rows = train ∪ val ∪ test`` (concatenated in that order) and ``cols = train``.
+            ``rows = train ∪ val ∪ test`` and ``cols = train ∪ test`` (each concatenated
+            in that order).
         y: ``(N,)`` integer labels (only the split nodes are read).
         train_idx, val_idx, test_idx: node indices of the splits.
         num_classes: number of classes.
@@ -150,12 +139,13 @@ def node_gp_select(
     y_train = _labels(y[train_idx], num_classes, "y[train_idx]")
     y_val = _labels(y[val_idx], num_classes, "y[val_idx]")
     y_test = _labels(y[test_idx], num_classes, "y[test_idx]")
-    rows = np.concatenate([train_idx, val_idx, test_idx])
-    block = np.asarray(kernel_block(rows, train_idx), np.float64)
-    if block.shape != (rows.size, train_idx.size):
-        raise ValueError(f"kernel_block returned shape {block.shape}, expected {(rows.size, train_idx.size)}")
+    rows, cols = np.concatenate([train_idx, val_idx, test_idx]), np.concatenate([train_idx, test_idx])
+    block = np.asarray(kernel_block(rows, cols), np.float64)
+    if block.shape != (rows.size, cols.size):
+        raise ValueError(f"kernel_block returned shape {block.shape}, expected {(rows.size, cols.size)}")
     n_tr, n_val = train_idx.size, val_idx.size
-    k_tt, k_vt, k_st = block[:n_tr], block[n_tr:n_tr + n_val], block[n_tr + n_val:]
+    k_tt, k_vt, k_st = block[:n_tr, :n_tr], block[n_tr:n_tr + n_val, :n_tr], block[n_tr + n_val:, :n_tr]
+    k_test_diag = np.diagonal(block[n_tr + n_val:, n_tr:]).copy()
 
     targets = np.eye(num_classes)[y_train]
     val_acc: dict[float, float] = {}
@@ -164,8 +154,9 @@ def node_gp_select(
         val_acc[reg] = float(np.mean(gp_posterior_mean(k_tt, k_vt, targets, reg).argmax(1) == y_val))
         if val_acc[reg] >= val_acc[best]:
             best = reg
-    test_acc = float(np.mean(gp_posterior_mean(k_tt, k_st, targets, best).argmax(1) == y_test))
-    return NodeGPResult(test_acc, val_acc[best], best, val_acc)
+    pred = gp_posterior_mean(k_tt, k_st, targets, best).argmax(1)
+    variance = gp_posterior_variance(k_tt, k_st, k_test_diag, best)
+    return NodeGPResult(float(np.mean(pred == y_test)), val_acc[best], best, val_acc, pred, variance)
 
 
 def node_gp(

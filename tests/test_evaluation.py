@@ -15,14 +15,16 @@ from graph_ntk.evaluation import (
     EvaluationResult,
     GraphKernelTransformer,
     ProtocolResult,
-    _gp_scores,
+    check_gram,
     cosine_normalize,
     default_folds,
     evaluate,
+    gp_nested_cv,
     svm_nested_cv,
     svm_paper_protocol,
 )
 from graph_ntk.engine import GNTK, gram
+from graph_ntk.gp import gp_posterior_mean
 
 GRID = np.logspace(-2, 4, 7)
 
@@ -74,11 +76,14 @@ def test_gp_scores_match_neural_tangents(demo):
     train, test = ds.folds[0]
     targets = np.eye(4)[ds.y]
     regs = np.array([1e-4, 1e-1])
-    ours = _gp_scores(K, targets, train, test, regs)
+    k_tt, k_st = K[np.ix_(train, train)], K[np.ix_(test, train)]
+    ours = gp_posterior_mean(k_tt, k_st, targets[train], regs)  # the grid path (one eigendecomposition)
     for r, reg in enumerate(regs):
-        predict_fn = nt.predict.gp_inference(K[np.ix_(train, train)], targets[train], diag_reg=reg)
-        ref = predict_fn("nngp", K[np.ix_(test, train)])
-        np.testing.assert_allclose(ours[r], np.asarray(ref), rtol=1e-7, atol=1e-9)
+        predict_fn = nt.predict.gp_inference(k_tt, targets[train], diag_reg=reg)
+        ref = np.asarray(predict_fn("nngp", k_st))
+        np.testing.assert_allclose(ours[r], ref, rtol=1e-7, atol=1e-9)
+        # ...and the single-value (Cholesky) path, used for the outer folds.
+        np.testing.assert_allclose(gp_posterior_mean(k_tt, k_st, targets[train], reg), ref, rtol=1e-7, atol=1e-9)
     result = evaluate(K, ds.y, ds.folds, protocols=("gp",), diag_regs=regs, inner_splits=3)["nested GP"]
     assert result.mean > 0.6 and {"norm", "diag_reg"} == set(result.selected[0])
 
@@ -168,9 +173,121 @@ def test_transformer_matches_precomputed_gram(demo):
 
 def test_transformer_errors(demo):
     ds, _ = demo
-    with pytest.raises(ValueError, match="not fitted"):
+    with pytest.raises(ValueError, match="not fitted"):  # sklearn's NotFittedError
         GraphKernelTransformer().transform(ds.graphs[:2])
     with pytest.raises(TypeError, match=r"X\[0\]"):
         GraphKernelTransformer().fit([np.zeros(3)])
     with pytest.raises(ValueError, match="1-D"):
         GraphKernelTransformer().fit(np.zeros((3, 2)))
+
+
+def test_transformer_follows_sklearn_conventions(demo):
+    from sklearn.exceptions import NotFittedError
+
+    ds, _ = demo
+    t = GraphKernelTransformer(model=GNTK(1, 1), normalize=False)
+    with pytest.raises(NotFittedError):
+        t.transform(ds.graphs[:2])
+    t.fit(ds.graphs[:5])
+    assert not hasattr(t, "n_features_in_")  # graphs are not features
+    assert t.transform(ds.graphs[:3]).shape == (3, 5)
+
+
+# ----------------------------------------------------------------------------- refusals
+def _small():
+    y = np.arange(20) % 2
+    return np.eye(20) + 1.0, y, default_folds(y, 4)
+
+
+def _every_protocol(K, y, folds, **kw):
+    """Each public entry point, called with the same (bad) input."""
+    return [
+        lambda: evaluate(K, y, folds, c_grid=[1.0], nested_c_grid=[1.0], inner_splits=2, **kw),
+        lambda: svm_paper_protocol(K, y, folds, c_grid=[1.0]),
+        lambda: svm_nested_cv(K, y, folds, c_grid=[1.0], inner_splits=2),
+        lambda: gp_nested_cv(K, y, folds, diag_regs=[1e-3], inner_splits=2),
+    ]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("asymmetric", r"not symmetric: \|K\[3, 7\] - K\[7, 3\]\|"),
+    ("nan", r"NaN or infinite entries \(first at \[2, 5\]\)"),
+    ("inf", "NaN or infinite"),
+    ("overlap", r"fold 1: 1 index\(es\) are in both its train and test parts \(first \d+\)"),
+    ("one_class", r"fold 2: its training part has only class 0"),
+    ("float_folds", r"fold 0: the train indices must be a 1-D array of integers, got dtype float64"),
+    ("bool_folds", r"fold 0: the train indices must be a 1-D array of integers"),
+])
+def test_every_protocol_refuses_bad_grams_and_folds(case, message):
+    K, y, folds = _small()
+    folds = [(tr.copy(), te.copy()) for tr, te in folds]
+    if case == "asymmetric":
+        K[3, 7] += 1e-3
+    elif case == "nan":
+        K[2, 5] = np.nan
+    elif case == "inf":
+        K[0, 0] = np.inf
+    elif case == "overlap":
+        tr, te = folds[1]
+        folds[1] = (tr, np.append(te, tr[0]))
+    elif case == "one_class":
+        tr, te = folds[2]
+        folds[2] = (tr[y[tr] == 0], te)
+    elif case == "float_folds":
+        folds[0] = (folds[0][0].astype(float), folds[0][1])
+    elif case == "bool_folds":
+        mask = np.zeros(20, bool)
+        mask[folds[0][0]] = True
+        folds[0] = (mask, folds[0][1])
+    for call in _every_protocol(K, y, folds):
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+def test_symmetry_tolerance_is_relative():
+    K, y, folds = _small()
+    K = 1e6 * K
+    K[3, 7] += 1e-1  # 1e-7 of max |K|: rounding, accepted
+    assert check_gram(K).shape == (20, 20)
+    K[3, 7] += 10.0  # 1e-5 of max |K|: refused
+    with pytest.raises(ValueError, match="not symmetric"):
+        check_gram(K, name="k.npy")
+    with pytest.raises(ValueError, match="^k.npy is not symmetric"):
+        check_gram(K, name="k.npy")
+    with pytest.raises(ValueError, match="k.npy must be a square"):
+        check_gram(K[:3], name="k.npy")
+
+
+@pytest.mark.parametrize("inner", [1, 0, -3, 2.5, True])
+def test_inner_splits_below_two_is_refused(inner):
+    K, y, folds = _small()
+    for call in (lambda: svm_nested_cv(K, y, folds, c_grid=[1.0], inner_splits=inner),
+                 lambda: gp_nested_cv(K, y, folds, diag_regs=[1e-3], inner_splits=inner),
+                 lambda: evaluate(K, y, folds, protocols=("paper", "nested"), c_grid=[1.0], inner_splits=inner)):
+        with pytest.raises(ValueError, match=r"inner_splits must be an integer >= 2"):
+            call()
+
+
+def test_empty_or_bad_c_grid_is_refused():
+    K, y, folds = _small()
+    for grid in ([], [[1.0, 2.0]], [0.0, 1.0], [np.nan]):
+        with pytest.raises(ValueError, match="c_grid must be a non-empty 1-D grid of positive numbers"):
+            svm_paper_protocol(K, y, folds, c_grid=grid)
+        with pytest.raises(ValueError, match="c_grid must be a non-empty"):
+            svm_nested_cv(K, y, folds, c_grid=grid, inner_splits=2)
+    with pytest.raises(ValueError, match="^nested_c_grid must be"):
+        evaluate(K, y, folds, c_grid=[1.0], nested_c_grid=[])
+    with pytest.raises(ValueError, match="^c_grid must be"):
+        evaluate(K, y, folds, c_grid=[], nested_c_grid=[1.0])
+    with pytest.raises(ValueError, match="diag_regs"):
+        gp_nested_cv(K, y, folds, diag_regs=[])
+
+
+def test_inner_folds_too_small_names_the_fold():
+    K, y, folds = _small()
+    y = y.copy()
+    y[[0, 2, 4, 6, 8, 10, 12, 14, 16]] = 1
+    y[0] = 0  # class 0 has 2 graphs: 0 and 18
+    tr, te = np.arange(1, 20), np.array([0])
+    with pytest.raises(ValueError, match="fold 0: its training part has a class with 1 graph"):
+        svm_nested_cv(K, y, [(tr, te)], c_grid=[1.0], inner_splits=2)

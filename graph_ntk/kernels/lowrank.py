@@ -48,26 +48,15 @@ _CHUNK_ELEMENTS = 1 << 22  # entries per row chunk of the nonlinearity
 
 
 def _kmeans_pp(x: np.ndarray | sp.csr_matrix, m: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding: each next row drawn with probability ∝ squared distance to the chosen ones."""
-    n = x.shape[0]
-    sq = np.asarray(x.multiply(x).sum(axis=1)).ravel() if sp.issparse(x) else np.einsum("ij,ij->i", x, x)
+    """k-means++ seeding of scikit-learn (:func:`sklearn.cluster.kmeans_plusplus`) on the rows of ``x``."""
+    from sklearn.cluster import kmeans_plusplus
 
-    def dist2(i: int) -> np.ndarray:
-        dots = np.asarray(x @ x[i].T.toarray()).ravel() if sp.issparse(x) else x @ x[i]
-        return np.maximum(sq + sq[i] - 2 * dots, 0.0)
-
-    chosen = [int(rng.integers(n))]
-    d2 = dist2(chosen[0])
-    for _ in range(m - 1):
-        d2[chosen[-1]] = 0.0  # rounding may leave a tiny positive self-distance
-        total = d2.sum()
-        if total > 0:
-            nxt = int(np.searchsorted(np.cumsum(d2), rng.random() * total, side="right"))
-        else:  # every remaining row duplicates a landmark: any unused node will do
-            nxt = int(rng.choice(np.setdiff1d(np.arange(n), chosen)))
-        chosen.append(min(nxt, n - 1))
-        d2 = np.minimum(d2, dist2(chosen[-1]))
-    return np.sort(np.array(chosen))
+    _, chosen = kmeans_plusplus(x, m, random_state=int(rng.integers(2**31 - 1)))
+    chosen = np.unique(chosen)
+    if chosen.size < m:  # rows duplicating a landmark can be drawn again: top up with unused nodes
+        rest = np.setdiff1d(np.arange(x.shape[0]), chosen)
+        chosen = np.union1d(chosen, rng.choice(rest, m - chosen.size, replace=False))
+    return chosen
 
 
 def select_landmarks(

@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import ops
 from neural_tangents import stax
-from neural_tangents._src.utils.kernel import Kernel
+from neural_tangents import Kernel
 
 Normalization = Literal["sum", "mean", "gcn"]
 _NORMALIZATIONS = ("sum", "mean", "gcn")

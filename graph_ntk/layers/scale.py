@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from neural_tangents import stax
-from neural_tangents._src.utils.kernel import Kernel
+from neural_tangents import Kernel
 
 
 @stax.layer

@@ -157,11 +157,9 @@ def mlp_apply(params, x: jnp.ndarray, act: Callable[[jnp.ndarray], jnp.ndarray])
 
 def masked_softmax(logits: jnp.ndarray, real: jnp.ndarray, axis: int) -> jnp.ndarray:
     """Softmax over ``axis`` restricted to entries where ``real`` (broadcastable) is 1; 0 elsewhere."""
-    logits = jnp.where(real > 0, logits, -jnp.inf)
-    top = jnp.max(logits, axis=axis, keepdims=True)
-    e = jnp.where(real > 0, jnp.exp(logits - jnp.where(jnp.isfinite(top), top, 0.0)), 0.0)
-    total = jnp.sum(e, axis=axis, keepdims=True)
-    return e / jnp.where(total > 0, total, 1.0)
+    where = jnp.broadcast_to(real > 0, logits.shape)
+    # A graph without real entries (all padding) gets zeros rather than 0/0.
+    return jnp.where(where, jax.nn.softmax(logits, axis=axis, where=where), 0.0)
 
 
 def graph_changing_layer(name: str, why: str, init_pool, pool, then):

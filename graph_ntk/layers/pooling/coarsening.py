@@ -65,7 +65,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from neural_tangents import stax
-from neural_tangents._src.utils.kernel import Kernel
+from neural_tangents import Kernel
 
 from graph_ntk.data.batch import GraphBatch
 from graph_ntk.data.coarsening import Method, coarsen_graph, graclus, kmis, node_decimation, pool_adjacency

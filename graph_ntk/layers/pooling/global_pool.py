@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 from neural_tangents import stax
-from neural_tangents._src.utils.kernel import Kernel
+from neural_tangents import Kernel
 
 from graph_ntk.layers.aggregate import real_nodes
 
