@@ -51,6 +51,7 @@ from typing import Literal, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from graph_ntk.data.normalization import aggregation_coefficients, check_normalization
 from graph_ntk.models.node import (
     AggregateOp,
     BranchOp,
@@ -86,33 +87,26 @@ def aggregation_operator(
 ) -> sp.csr_matrix:
     r"""The transposed aggregation matrix :math:`C^\top` (CSR), so that :math:`h' = C^\top h`.
 
-    Same operator as :class:`graph_ntk.Aggregate`: :math:`c_{ij} = s_i \tilde a_{ij} r_j` with
-    :math:`\tilde a = a + I` if ``add_self_loops``, :math:`d_j = \sum_i \tilde a_{ij}`, and
-    :math:`(s, r) = (1, 1)` for ``'sum'``, :math:`(1, 1/d)` for ``'mean'``,
-    :math:`(d^{-1/2}, d^{-1/2})` for ``'gcn'`` (0 where :math:`d = 0`); repeated arcs add up.
+    Same operator as :class:`graph_ntk.Aggregate` (both use
+    :func:`graph_ntk.data.normalization.aggregation_coefficients`): :math:`c_{ij} = s_i
+    \tilde a_{ij} r_j` with :math:`\tilde a = a + I` if ``add_self_loops``,
+    :math:`d_j = \sum_i \tilde a_{ij}`, and :math:`(s, r) = (1, 1)` for ``'sum'``,
+    :math:`(1, 1/d)` for ``'mean'``, :math:`(d^{-1/2}, d^{-1/2})` for ``'gcn'`` (0 where
+    :math:`d = 0`); repeated arcs add up.
 
     Example:
         >>> ct = aggregation_operator(np.array([[0, 1], [1, 0]]), 2, 'gcn', True)
         >>> ct.toarray().round(12).tolist()
         [[0.5, 0.5], [0.5, 0.5]]
     """
-    if normalization not in ("sum", "mean", "gcn"):
-        raise ValueError(f"normalization must be 'sum', 'mean' or 'gcn', got {normalization!r}")
+    check_normalization(normalization)
     senders, receivers = np.asarray(edge_index[0], np.int64), np.asarray(edge_index[1], np.int64)
     w = np.ones(senders.size, dtype) if edge_weight is None else np.asarray(edge_weight, dtype)
     if add_self_loops:
         nodes = np.arange(num_nodes)
         senders, receivers = np.concatenate([senders, nodes]), np.concatenate([receivers, nodes])
         w = np.concatenate([w, np.ones(num_nodes, dtype)])
-    degree = np.bincount(receivers, weights=w, minlength=num_nodes).astype(dtype)
-    inv = np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0)
-    if normalization == "sum":
-        coef = w
-    elif normalization == "mean":
-        coef = w * inv[receivers]
-    else:
-        inv_sqrt = np.sqrt(inv)
-        coef = inv_sqrt[senders] * w * inv_sqrt[receivers]
+    coef = aggregation_coefficients(senders, receivers, w, num_nodes, normalization)
     # Row j of C^T collects the arcs into j: duplicate (j, i) entries are summed by tocsr.
     return sp.coo_matrix((coef.astype(dtype), (receivers, senders)), shape=(num_nodes, num_nodes)).tocsr()
 
