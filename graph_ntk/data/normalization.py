@@ -57,7 +57,8 @@ def in_degrees(receivers, weights, num_nodes: int, xp: Any = np,
         return segment_sum(weights, receivers, num_nodes)
     if xp is np:
         weights = np.asarray(weights)
-        return np.bincount(np.asarray(receivers), weights=weights, minlength=num_nodes).astype(weights.dtype, copy=False)
+        degree = np.bincount(np.asarray(receivers), weights=weights, minlength=num_nodes)
+        return degree.astype(weights.dtype, copy=False)
     return xp.zeros((num_nodes,), weights.dtype).at[receivers].add(weights)
 
 
