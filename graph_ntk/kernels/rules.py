@@ -176,6 +176,10 @@ def nonlinearity(op, cov, var1, var2, ntk=None) -> tuple[np.ndarray, np.ndarray 
     if shape != cov.shape:
         raise ValueError(f"var1 {var1.shape} and var2 {var2.shape} must broadcast against cov {cov.shape}, "
                          f"e.g. var[:, None] and var[None, :] for a matrix of covariances")
+    if cov.ndim == 0:  # the in-place steps below need arrays, not NumPy scalars
+        nngp, new_ntk = nonlinearity(op, cov.reshape(1), var1.reshape(1), var2.reshape(1),
+                                     None if ntk is None else np.reshape(ntk, 1))
+        return nngp.reshape(()), None if new_ntk is None else new_ntk.reshape(())
     want = ntk is not None
     if isinstance(op, ABRelu):
         nngp, kdot = _abrelu(op.a, op.b, cov, None if op.a == op.b else var1 * var2, want)
@@ -194,12 +198,13 @@ def nonlinearity(op, cov, var1, var2, ntk=None) -> tuple[np.ndarray, np.ndarray 
 def nonlinearity_variance(op, var) -> np.ndarray:
     r"""Post-activation variances :math:`\mathbb E[\phi(u)^2]`, :math:`u \sim \mathcal N(0, q)`.
 
-    The rule of :func:`nonlinearity` on the diagonal (``cov = var1 = var2 = q``), in the
-    cheaper forms NT uses for its ``cov1``/``cov2``: ``ABRelu`` :math:`\frac{a^2+b^2}2 q`;
-    ``Erf`` :math:`a^2\frac2\pi\operatorname{atan2}(\tilde q, \sqrt{\tilde q + 1/4}) + c^2`,
-    :math:`\tilde q = b^2 q`; ``Gelu`` :math:`q\big(\frac1\pi\big(\frac{q}{(q+1)\sqrt{1+2q}} +
-    \frac12\operatorname{atan2}(q, \sqrt{1+2q})\big) + \frac14\big)`; ``Sign`` 1 (0 where
-    :math:`q = 0`).
+    Equal (bitwise) to the diagonal of :func:`nonlinearity`, ``nonlinearity(op, q, q, q)[0]``,
+    which is what NT computes for graph networks: their nodes are a spatial axis whose
+    covariance NT keeps in full, so it applies the full rule on the diagonal too (its
+    cheaper diagonal forms, e.g. ``Erf``'s :math:`\operatorname{atan2}(\tilde q, \sqrt{\tilde
+    q + 1/4})`, serve only spatially diagonal kernels, and differ by rounding: in float32 by
+    up to 1e-4 at large :math:`b^2 q`). Closed forms: ``ABRelu`` :math:`\frac{a^2+b^2}2 q`,
+    ``Sign`` 1 (0 where :math:`q = 0`); ``Erf`` and ``Gelu`` run the full rule on the vector.
 
     Example:
         >>> from graph_ntk.program import ABRelu
@@ -210,23 +215,11 @@ def nonlinearity_variance(op, var) -> np.ndarray:
     var = np.asarray(var)
     if not np.issubdtype(var.dtype, np.floating):
         var = var.astype(np.float64)
-    if isinstance(op, ABRelu):
+    if isinstance(op, ABRelu):  # the full rule at k = q1 = q2: root = 0, theta = 0 (pi/2 at q = 0, times k = 0)
         return (op.a**2 + op.b**2) / 2 * var
-    if isinstance(op, Erf):
-        q = op.b**2 * var
-        out = np.arctan2(q, np.sqrt(q + 0.25))
-        out *= op.a**2 * (2 / _PI)
-        out += op.c**2
-        return out
-    if isinstance(op, Gelu):
-        root = np.sqrt(1 + 2 * var)
-        out = var / ((var + 1) * root)
-        out += np.arctan2(var, root) / 2
-        out /= _PI
-        out += 0.25
-        out *= var
-        return out
-    return np.where(var == 0, 0, 1).astype(var.dtype)
+    if isinstance(op, Sign):
+        return np.where(var == 0, 0, 1).astype(var.dtype)
+    return nonlinearity(op, var, var, var)[0]
 
 
 def homogeneous_degree(op) -> int | None:
@@ -270,6 +263,9 @@ def abrelu_correlation(a: float, b: float, lam) -> tuple[np.ndarray, np.ndarray]
     lam = np.asarray(lam)
     if not np.issubdtype(lam.dtype, np.floating):
         lam = lam.astype(np.float64)
+    if lam.ndim == 0:
+        g, kdot = abrelu_correlation(a, b, lam.reshape(1))
+        return g.reshape(()), kdot.reshape(())
     return _abrelu(float(a), float(b), lam, np.ones((), lam.dtype), True)
 
 

@@ -14,6 +14,7 @@ program are sparse linear maps :math:`h' = \text{map}\,h` out of it:
 Example:
     >>> import numpy as np
     >>> from graph_ntk.data.graph import Graph
+from graph_ntk.data.normalization import aggregation_coefficients
     >>> space = NodeSpace.from_graphs([Graph(2, np.array([[0], [1]]))])
     >>> [m.toarray().tolist() for m in space.aggregation_maps("sum", True, None)]
     [[[1.0, 0.0], [1.0, 1.0]]]
@@ -29,23 +30,20 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph_ntk.data.graph import Graph
+from graph_ntk.data.normalization import aggregation_coefficients
 
 __all__ = ["NodeSpace"]
 
 
-def aggregation_matrix(senders, receivers, weights, n, normalization, add_self_loops) -> sp.csr_matrix:
-    """TEMPORARY: replaced by graph_ntk.data.normalization at merge."""
+def aggregation_matrix(senders: np.ndarray, receivers: np.ndarray, weights: np.ndarray, n: int,
+                       normalization: str, add_self_loops: bool) -> sp.csr_matrix:
+    r"""The ``(n, n)`` map :math:`h' = C^\top h` of ``Aggregate`` (row ``j``: the arcs into
+    ``j``; repeated arcs add up), with the one degree normalisation of
+    :func:`graph_ntk.data.normalization.aggregation_coefficients`."""
     if add_self_loops:
         senders, receivers = np.concatenate([senders, np.arange(n)]), np.concatenate([receivers, np.arange(n)])
         weights = np.concatenate([weights, np.ones(n)])
-    degree = np.bincount(receivers, weights=weights, minlength=n)
-    inv = np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0)
-    if normalization == "sum":
-        coef = weights
-    elif normalization == "mean":
-        coef = weights * inv[receivers]
-    else:
-        coef = np.sqrt(inv)[senders] * weights * np.sqrt(inv)[receivers]
+    coef = aggregation_coefficients(senders, receivers, np.asarray(weights, np.float64), n, normalization)
     return sp.coo_matrix((coef, (receivers, senders)), shape=(n, n)).tocsr()
 
 

@@ -51,8 +51,7 @@ from jax import ops
 from neural_tangents import stax
 from neural_tangents import Kernel
 
-Normalization = Literal["sum", "mean", "gcn"]
-_NORMALIZATIONS = ("sum", "mean", "gcn")
+from graph_ntk.data.normalization import Normalization, aggregation_coefficients, check_normalization, node_scales
 _IMPLEMENTATIONS = ("DENSE", "SPARSE")
 
 
@@ -75,18 +74,6 @@ def real_nodes(node_mask, mask, batch: int, n: int, dtype) -> jnp.ndarray:
     return 1.0 - jnp.all(jnp.reshape(mask, (mask.shape[0], n, -1)), axis=-1).astype(dtype)
 
 
-def _scale(degree: jnp.ndarray, normalization: str) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Per-node factors ``(sender_scale, receiver_scale)`` with ``c_ij = s_i a_ij r_j``."""
-    safe = jnp.where(degree > 0, degree, 1.0)
-    if normalization == "sum":
-        one = jnp.ones_like(degree)
-        return one, one
-    if normalization == "mean":
-        return jnp.ones_like(degree), jnp.where(degree > 0, 1.0 / safe, 0.0)
-    inv_sqrt = jnp.where(degree > 0, 1.0 / jnp.sqrt(safe), 0.0)
-    return inv_sqrt, inv_sqrt
-
-
 def _dense_operator(pattern, real, normalization, add_self_loops, dtype) -> jnp.ndarray:
     """The ``(batch, N, N)`` matrix ``C`` with ``h' = C^T h`` per graph."""
     n = real.shape[1]
@@ -98,7 +85,8 @@ def _dense_operator(pattern, real, normalization, add_self_loops, dtype) -> jnp.
     a = pattern.astype(dtype)
     if add_self_loops:
         a = a + real[:, :, None] * jnp.eye(n, dtype=dtype)
-    s, r = _scale(a.sum(axis=1), normalization)
+    # Column sums are the weighted in-degrees d_j = sum_i a_ij.
+    s, r = node_scales(a.sum(axis=1), normalization, xp=jnp)
     return s[:, :, None] * a * r[:, None, :]
 
 
@@ -122,10 +110,14 @@ def _sparse_operator(pattern, edge_weight, real, normalization, add_self_loops, 
         senders = jnp.concatenate([senders, nodes], axis=1)
         receivers = jnp.concatenate([receivers, nodes], axis=1)
         w = jnp.concatenate([w, real], axis=1)
-    degree = jax.vmap(lambda w_, r_: ops.segment_sum(w_, r_, num_segments=n))(w, receivers)
-    s, r = _scale(degree, normalization)
-    take = jax.vmap(lambda v, i: v[i])
-    return senders, receivers, take(s, senders) * w * take(r, receivers)
+    def coefficients(s, r, w_):
+        return aggregation_coefficients(s, r, w_, n, normalization, xp=jnp, segment_sum=_segment_sum)
+
+    return senders, receivers, jax.vmap(coefficients)(senders, receivers, w)
+
+
+def _segment_sum(values, segment_ids, num_segments):
+    return ops.segment_sum(values, segment_ids, num_segments=num_segments)
 
 
 def _concrete(value):
@@ -227,8 +219,7 @@ def Aggregate(
         >>> rel[1]((), x, pattern=a2).shape                     # 2 x 4 channels
         (2, 3, 8)
     """
-    if normalization not in _NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {_NORMALIZATIONS}, got {normalization!r}")
+    check_normalization(normalization)
     implementation = str(implementation).upper()
     if implementation not in _IMPLEMENTATIONS:
         raise ValueError(f"implementation must be 'DENSE' or 'SPARSE', got {implementation!r}")
