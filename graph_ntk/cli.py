@@ -159,23 +159,38 @@ def _sidecar(gram_path: Path) -> Path:
     return gram_path.with_name(gram_path.name + ".json")
 
 
+def _write_gram(path: Path, K: np.ndarray, info: dict) -> None:
+    """Write ``K`` to ``path`` with its sidecar ``path.json`` (lets `graph-ntk svm` check that
+    its labels are in the Gram's graph order, and the matrix by its SHA-256) such that a kill
+    at any moment never leaves ``path`` without its own sidecar: first the old matrix goes,
+    then the sidecar appears, then the matrix (each write atomic)."""
+    from graph_ntk.engine.files import _write_atomic, save_npy_atomic
+
+    K = np.ascontiguousarray(K)
+    info = {**info, "dtype": K.dtype.str, "shape": list(K.shape), "sha256": hashlib.sha256(K.data).hexdigest()}
+    path.unlink(missing_ok=True)
+    text = json.dumps(info).encode()
+    _write_atomic(_sidecar(path), lambda f: f.write(text))
+    save_npy_atomic(path, K)
+
+
 def _cmd_gram(args: argparse.Namespace) -> int:
     from graph_ntk.engine import GNTK, gram
+    from graph_ntk.engine.files import check_destinations
 
     if args.output.suffix != ".npy":
         raise _UsageError(f"--output must end in .npy, got {args.output}")
     ds = _load_dataset(args)
     model = GNTK(args.blocks, args.mlp_layers, args.aggregation, not args.no_jk, args.readout)
+    # The order sidecar must never be missing beside a finished output, so gram() does not
+    # write the output itself: check it first, then (old output removed) sidecar, then output.
+    itemsize = 8 if args.dtype == "float64" else 4
+    check_destinations(args.output, args.cache_dir, len(ds) ** 2 * itemsize)
     start = time.perf_counter()
     K = gram(model, ds, get=args.kernel, dtype=args.dtype, method=args.method,
              implementation=args.implementation.upper(), block_size=args.block_size,
-             memory_limit=args.memory_limit, cache_dir=args.cache_dir, output=args.output,
-             progress=not args.no_progress)
-    # Lets `graph-ntk svm` check that its labels are in the Gram's graph order.
-    info = {"dataset": ds.name, "graphs": len(ds), "order_fingerprint": _order_fingerprint(ds)}
-    with tempfile.NamedTemporaryFile("w", dir=args.output.parent, suffix=".tmp", delete=False) as f:
-        json.dump(info, f)
-    os.replace(f.name, _sidecar(args.output))
+             memory_limit=args.memory_limit, cache_dir=args.cache_dir, progress=not args.no_progress)
+    _write_gram(args.output, K, {"dataset": ds.name, "graphs": len(ds), "order_fingerprint": _order_fingerprint(ds)})
     print(f"{ds.name}: {args.kernel} Gram {K.shape[0]}x{K.shape[1]} ({args.dtype}) of {model} "
           f"in {time.perf_counter() - start:.1f} s -> {args.output}")
     return 0
