@@ -292,7 +292,8 @@ def _writable_folder(path: Path, what: str, user_path: Path) -> Path:
     if not existing.is_dir():
         raise ValueError(f"{what} {str(user_path)!r} cannot be created: {str(existing)!r} is a file, not a folder")
     try:
-        fd, probe = tempfile.mkstemp(dir=existing, prefix=".graph_ntk-probe.", suffix=".tmp")
+        # Named like the file's own temporaries, so a kill right here is cleaned up too.
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=f".{user_path.name}.", suffix=".tmp")
     except OSError as exc:
         raise ValueError(f"{what} {str(user_path)!r} cannot be written: creating a file in "
                          f"{str(existing)!r} failed ({exc.strerror or type(exc).__name__})") from None
