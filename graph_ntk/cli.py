@@ -34,9 +34,7 @@ import hashlib
 import importlib.util
 import inspect
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -146,8 +144,8 @@ def _build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--implementation", choices=("dense", "sparse"), default="dense",
                       help="graph batches of the node path (default dense)")
     comp.add_argument("--block-size", type=_positive_int, default=None, help="graphs per block side")
-    comp.add_argument("--memory-limit", type=_gigabytes, default=4 << 30, metavar="GIB",
-                      help="approximate memory per block in GiB (default 4)")
+    comp.add_argument("--memory-limit", type=_gigabytes, default=None, metavar="GIB",
+                      help="approximate memory per block in GiB (default: 75%% of the memory available)")
     comp.add_argument("--cache-dir", type=Path, help="keep finished blocks here; a rerun resumes")
     comp.add_argument("--output", type=Path, required=True, help="where to write the matrix (.npy)")
     comp.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -319,10 +317,19 @@ def _sidecar_info(args: argparse.Namespace, ds, architecture: str, test_ds=None)
     return info
 
 
-def _write_sidecar(gram_path: Path, info: dict[str, Any]) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=gram_path.parent, suffix=".tmp", delete=False) as f:
-        json.dump(info, f)
-    os.replace(f.name, _sidecar(gram_path))
+def _write_gram(path: Path, K: np.ndarray, info: dict) -> None:
+    """Write ``K`` to ``path`` with its sidecar ``path.json`` (lets `graph-ntk svm` check that
+    its labels are in the Gram's graph order, and the matrix by its SHA-256) such that a kill
+    at any moment never leaves ``path`` without its own sidecar: first the old matrix goes,
+    then the sidecar appears, then the matrix (each write atomic)."""
+    from graph_ntk.engine.files import _write_atomic, save_npy_atomic
+
+    K = np.ascontiguousarray(K)
+    info = {**info, "dtype": K.dtype.str, "shape": list(K.shape), "sha256": hashlib.sha256(K.data).hexdigest()}
+    path.unlink(missing_ok=True)
+    text = json.dumps(info).encode()
+    _write_atomic(_sidecar(path), lambda f: f.write(text))
+    save_npy_atomic(path, K)
 
 
 def _read_sidecar(gram_path: Path) -> dict[str, Any] | None:
@@ -357,6 +364,7 @@ def _gram_model(args: argparse.Namespace) -> tuple[Any, str, str | None]:
 
 def _cmd_gram(args: argparse.Namespace) -> int:
     from graph_ntk.engine import gram
+    from graph_ntk.engine.files import check_destinations
 
     if args.output.suffix != ".npy":
         raise _UsageError(f"--output must end in .npy, got {args.output}")
@@ -372,6 +380,10 @@ def _cmd_gram(args: argparse.Namespace) -> int:
     model, architecture, config = _gram_model(args)
     ds = _load_dataset(args)
     test_ds = None if args.test_dataset is None else _load_from(args.test_dataset, args.test_name or args.name, args)
+    # The sidecar must never be missing beside a finished output, so gram() does not write the
+    # output itself: check it first, then (old output removed) sidecar, then output.
+    itemsize = 8 if args.dtype == "float64" else 4
+    check_destinations(args.output, args.cache_dir, len(ds) * len(test_ds or ds) * itemsize)
     start = time.perf_counter()
     # Test x train: rows are the test graphs, columns the training graphs.
     rows, cols = (ds, None) if test_ds is None else (test_ds, ds)
@@ -386,9 +398,9 @@ def _cmd_gram(args: argparse.Namespace) -> int:
             scheduler = cluster.scheduler_address
         K = gram(model, rows, cols, get=args.kernel, dtype=args.dtype, method=args.method,
                  implementation=args.implementation.upper(), block_size=args.block_size,
-                 memory_limit=args.memory_limit, cache_dir=args.cache_dir, output=args.output,
-                 progress=not args.no_progress, config=config, scheduler=scheduler)
-    _write_sidecar(args.output, _sidecar_info(args, ds, architecture, test_ds))
+                 memory_limit=args.memory_limit, cache_dir=args.cache_dir, progress=not args.no_progress,
+                 config=config, scheduler=scheduler)
+    _write_gram(args.output, K, _sidecar_info(args, ds, architecture, test_ds))
     what = "Gram" if test_ds is None else f"test x train kernel (rows: {test_ds.name} test graphs, columns: " \
                                           f"{ds.name} training graphs)"
     print(f"{ds.name}: {args.kernel} {what} {K.shape[0]}x{K.shape[1]} ({args.dtype}) of {architecture} "

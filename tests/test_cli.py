@@ -161,18 +161,18 @@ def test_sigkill_then_resume(shared_dir, tmp_path):
     blocks: list[Path] = []
     while not blocks and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-        blocks = list(cache.glob("*/*.npy"))
+        blocks = list(cache.glob("*/*.npz"))
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not out.exists() and list(out.parent.iterdir()) == []  # no partial output, no temp file
-    done = {p: p.stat().st_mtime_ns for p in cache.glob("*/*.npy")}
+    done = {p: p.stat().st_mtime_ns for p in cache.glob("*/*.npz")}
     assert 1 <= len(done) < 55  # 40 graphs in 10 chunks of 4: 55 chunk pairs
 
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert all(p.stat().st_mtime_ns == t for p, t in done.items())  # finished blocks were not redone
-    assert len(list(cache.glob("*/*.npy"))) == 55
+    assert len(list(cache.glob("*/*.npz"))) == 55
     uninterrupted = gram(GNTK(), load_gin(tmp_path / "data", "M40"), method="nodes", block_size=4, progress=False)
     np.testing.assert_allclose(np.load(out), uninterrupted, rtol=1e-12)
 

@@ -31,7 +31,7 @@ def graphs():
 
 def _blocks(folder):
     """{block file name: (inode, mtime)} of every cached block under ``folder``."""
-    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.rglob("*.npy")}
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.rglob("*.npz")}
 
 
 def test_matches_serial(client, graphs, tmp_path):
@@ -53,7 +53,7 @@ def test_rerun_computes_only_missing_blocks(client, graphs, tmp_path):
     serial = gram(MODEL, graphs, block_size=8, progress=False, cache_dir=tmp_path)
     before = _blocks(tmp_path)
     lost = sorted(before)[::4]  # as if the client had been killed before these were done
-    for p in tmp_path.rglob("*.npy"):
+    for p in tmp_path.rglob("*.npz"):
         if p.name in lost:
             p.unlink()
     K = gram(MODEL, graphs, block_size=8, progress=False, cache_dir=tmp_path, scheduler=client)

@@ -172,7 +172,7 @@ def test_cache_resumes_without_recomputing(demo, tmp_path, monkeypatch):
         gram(GNTK(2, 2), demo, output=tmp_path / "K.npy", **kw)
     assert len(calls) == 4 and not (tmp_path / "K.npy").exists()
     [folder] = (tmp_path / "cache").iterdir()
-    assert len(list(folder.glob("*.npy"))) == 4
+    assert len(list(folder.glob("*.npz"))) == 4
 
     monkeypatch.undo()
     calls = _count_dispatches(monkeypatch)

@@ -14,7 +14,7 @@ caller appended them; repeated arcs add up) and the factor 0 wherever :math:`d \
 
 The functions are array-module agnostic: pass ``xp=jax.numpy`` inside jitted / vmapped
 JAX code (:class:`graph_ntk.Aggregate`), keep the NumPy default elsewhere
-(:func:`graph_ntk.kernels.node_kernel.aggregation_operator`). This module imports
+(:func:`graph_ntk.kernels.spaces.aggregation_matrix`). This module imports
 neither JAX nor SciPy.
 """
 

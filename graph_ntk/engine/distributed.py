@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from graph_ntk.engine.buckets import Chunk
-from graph_ntk.engine.files import _load_block, save_npy_atomic
+from graph_ntk.engine.files import load_block, save_block
 
 __all__ = ["run_tasks"]
 
@@ -51,17 +51,18 @@ def _engine(factory: Callable[[], Any]) -> Any:
     return per_thread[ident]
 
 
-def _block_task(factory: Callable[[], Any], ca: Chunk, cb: Chunk, side2: str, path: str, n_gets: int,
+def _block_task(factory: Callable[[], Any], ca: Chunk, cb: Chunk, side2: str, folder: str, channels: int,
                 dtype: str) -> bool:
-    """On a worker: compute block ``ca x cb`` into ``path`` unless it is there already.
-
-    Returns whether the block was computed (``False``: another run had written it)."""
-    shape = (n_gets, ca.index.size, cb.index.size)
-    if _load_block(Path(path), shape) is not None:
+    """On a worker: compute block ``ca x cb`` into the cache ``folder`` unless it is there
+    already (verified). Returns whether the block was computed (``False``: another run had
+    written it)."""
+    name = f"{ca.key}_{cb.key}"
+    shape = (channels, ca.index.size, cb.index.size)
+    if load_block(Path(folder), name, shape, dtype) is not None:
         return False
     engine = _engine(factory)
     block = engine.collect(engine.dispatch(ca, "a", cb, side2, 0))[:, :ca.index.size, :cb.index.size]
-    save_npy_atomic(path, block.astype(dtype))
+    save_block(Path(folder), name, block.astype(dtype))
     return True
 
 
@@ -122,8 +123,8 @@ def run_tasks(job: Any, todo: list[tuple[Chunk, Chunk]], place: Callable[[Chunk,
         futures.append(factory)
         blocks = {}
         for ca, cb in todo:
-            fut = client.submit(_block_task, factory, ca, cb, side2, str(folder / f"{ca.key}_{cb.key}.npy"),
-                                len(job.gets), job.dtype, pure=False, retries=retries)
+            fut = client.submit(_block_task, factory, ca, cb, side2, str(folder), job.channels, job.dtype,
+                                pure=False, retries=retries)
             futures.append(fut)
             blocks[fut.key] = (ca, cb)
         computed = 0
@@ -132,7 +133,8 @@ def run_tasks(job: Any, todo: list[tuple[Chunk, Chunk]], place: Callable[[Chunk,
             for fut in as_completed(futures[1:]):
                 computed += bool(fut.result())  # re-raises a task's error after its retries
                 ca, cb = blocks[fut.key]
-                block = _load_block(folder / f"{ca.key}_{cb.key}.npy", (len(job.gets), ca.index.size, cb.index.size))
+                block = load_block(folder, f"{ca.key}_{cb.key}", (job.channels, ca.index.size, cb.index.size),
+                                   job.dtype)
                 if block is None:
                     raise FileNotFoundError(
                         f"a Dask worker wrote block {ca.key}_{cb.key} but it is not readable in {folder}: cache_dir "

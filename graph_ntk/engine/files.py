@@ -1,21 +1,50 @@
-"""Cache keys, cached blocks and atomic files of the Gram engine."""
+"""Cache keys, verified cache blocks, block locks, atomic files and destination checks of the
+Gram engine: nothing it reads back is trusted without a checksum, nothing it writes is ever
+visible half-written, and bad destinations fail before any work.
+
+Cache blocks
+    ``<cache>/<key>/<row>_<col>.npz`` holds the block and a JSON record of its SHA-256,
+    taken over the cache version, the folder key, the block's own name, dtype, shape and
+    bytes; so a damaged, truncated, zeroed, renamed (swapped) or re-typed file never
+    matches, and is recomputed with a :class:`CorruptBlockWarning` naming it.
+Locks
+    ``<row>_<col>.lock`` beside each block takes an advisory :func:`fcntl.flock` while a run
+    computes that block, so concurrent runs on one cache compute each block once; locks
+    vanish with their process, so a killed run never blocks the next one.
+Temporary files
+    every file is written as ``.<name>.<random>.tmp`` (locked while written), then renamed;
+    unlocked temporaries of the same name are left-overs of killed runs and are removed.
+"""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+try:  # advisory locks (POSIX); without them concurrent runs just may duplicate work
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 import numpy as np
 
 from graph_ntk.data.graph import Graph
 
 # Bump when the meaning of a cached block changes, so old caches are never read.
-_CACHE_VERSION = "graph_ntk.engine/1"
+_CACHE_VERSION = "graph_ntk.engine/2"  # 2: checksummed .npz blocks
+
+
+class CorruptBlockWarning(RuntimeWarning):
+    """A cached block failed verification (it is recomputed)."""
+
 
 def _hash_graphs(h: "hashlib._Hash", graphs: Sequence[Graph]) -> None:
     """Feed every graph's content into ``h`` (lengths first, so concatenations can't collide)."""
@@ -51,27 +80,86 @@ def cache_key(settings: dict[str, Any], graphs: Sequence[Graph], graphs2: Sequen
     return h.hexdigest()
 
 
+
+def _flock(fd: int, wait: bool) -> bool | None:
+    """Take an exclusive advisory lock on ``fd``: True when taken, False when another
+    process holds it (only without ``wait``), None where the file system cannot lock."""
+    if fcntl is None:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:  # e.g. ENOLCK on some network file systems
+        return None
+
+
+def _same_file(path: str | Path, fd: int) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _remove_stale_temporaries(folder: Path, pattern: str = ".*.tmp", min_age_s: float = 300.0) -> None:
+    """Delete temporary files (matching ``pattern``) left by killed runs: a live writer holds
+    a lock on its file, so an unlocked one is an orphan. Where the file system cannot lock,
+    only files untouched for ``min_age_s`` go (younger ones may belong to a concurrent run)."""
+    now = time.time()
+    for p in folder.glob(pattern):
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            state = _flock(fd, wait=False)
+            if state is False or (state is None and now - os.fstat(fd).st_mtime <= min_age_s):
+                continue
+            if _same_file(p, fd):  # not already replaced by a new writer's file of the same name
+                p.unlink()
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
 def _write_atomic(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, flush it to disk, then
-    rename it over ``path``: :func:`os.replace` is atomic within a file system, so ``path``
-    is either absent, the old version or complete, whenever the process dies."""
+    """Call ``write(file)`` on a locked temporary file next to ``path``, flush it to disk,
+    then rename it over ``path``: :func:`os.replace` is atomic within a file system, so
+    ``path`` is either absent, the old version or complete, whenever the process dies.
+    Temporaries of ``path`` left by killed runs are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    prefix = f".{path.name}."
+    _remove_stale_temporaries(path.parent, f"{glob.escape(prefix)}*.tmp")
+    while True:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
+        if _flock(fd, wait=True) is not False and _same_file(tmp, fd):
+            break
+        os.close(fd)  # a cleaner took it between creation and locking: use another name
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)  # still locked: no cleaner can take it before the rename
     except BaseException:
         # Also on KeyboardInterrupt: leave no temporary file behind when we still can (after
-        # SIGKILL, _remove_stale_temporaries cleans up on the next run).
+        # SIGKILL, the next write of the same file or cache folder removes it).
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+    try:  # make the rename itself durable (best effort: not every system can sync a folder)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
 
 
 def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
@@ -86,28 +174,93 @@ def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
     _write_atomic(path, lambda f: np.save(f, array))
 
 
-def _remove_stale_temporaries(folder: Path, min_age_s: float = 300.0) -> None:
-    """Delete temporary files left by killed runs. Young ones may belong to a concurrent
-    run writing into the same cache, so only files untouched for ``min_age_s`` go."""
-    now = time.time()
-    for p in folder.glob(".*.tmp"):
-        try:
-            if now - p.stat().st_mtime > min_age_s:
-                p.unlink()
-        except FileNotFoundError:
-            pass
+# --------------------------------------------------------------------------- cache blocks
+def _block_digest(folder: Path, name: str, block: np.ndarray) -> str:
+    """SHA-256 of a block's identity (cache version, folder key, file name), dtype, shape and bytes."""
+    h = hashlib.sha256(f"{_CACHE_VERSION}|{folder.name}|{name}|{block.dtype.str}|{block.shape}|".encode())
+    h.update(np.ascontiguousarray(block).data)
+    return h.hexdigest()
 
 
-def _load_block(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
-    """A cached block, or ``None`` when absent or unusable (then it is recomputed)."""
-    if not path.is_file():
+def block_path(folder: Path, name: str) -> Path:
+    """The file of block ``name`` (e.g. ``'a0_a1'``) in the cache folder ``folder``."""
+    return folder / f"{name}.npz"
+
+
+def save_block(folder: Path, name: str, block: np.ndarray) -> None:
+    """Write a block atomically together with its checksum (one ``.npz``)."""
+    meta = json.dumps({"version": _CACHE_VERSION, "block": name, "dtype": block.dtype.str,
+                       "shape": list(block.shape), "sha256": _block_digest(folder, name, block)})
+    _write_atomic(block_path(folder, name), lambda f: np.savez(f, block=block, meta=np.array(meta)))
+
+
+def load_block(folder: Path, name: str, shape: tuple[int, ...], dtype: str | np.dtype) -> np.ndarray | None:
+    """The verified block ``name``, or ``None`` when absent or failing verification (then a
+    :class:`CorruptBlockWarning` names the file, and the caller recomputes it).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> save_block(folder, "a0_a0", np.ones((1, 2, 2)))
+        >>> float(load_block(folder, "a0_a0", (1, 2, 2), "float64").sum())
+        4.0
+    """
+    path = block_path(folder, name)
+    if not path.exists():
         return None
     try:
-        block = np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    return block if block.shape == shape else None
+        with np.load(path, allow_pickle=False) as z:
+            block, meta = z["block"], json.loads(str(z["meta"]))
+        problem = None
+    except Exception as exc:  # any damage: not a zip, bad CRC, missing member, bad JSON...
+        problem = f"unreadable: {type(exc).__name__}: {exc}"
+    if problem is None:
+        if block.dtype != np.dtype(dtype):
+            problem = f"dtype {block.dtype}, expected {np.dtype(dtype)}"
+        elif block.shape != tuple(shape):
+            problem = f"shape {block.shape}, expected {tuple(shape)}"
+        elif not isinstance(meta, dict) or meta.get("sha256") != _block_digest(folder, name, block):
+            problem = "checksum mismatch (damaged, or another block's file)"
+        elif not np.isfinite(block).all():
+            problem = "inf/NaN values"
+    if problem is None:
+        return block
+    warnings.warn(f"cached block {path} is bad ({' '.join(problem.split())}); recomputing it",
+                  CorruptBlockWarning, stacklevel=2)
+    return None
 
+
+class BlockLock:
+    """Advisory lock of one cache block (``<name>.lock`` beside it), held while computing it.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> lock = BlockLock(pathlib.Path(tempfile.mkdtemp()), "a0_a0")
+        >>> lock.acquire(wait=False), BlockLock(lock.path.parent, "a0_a0").acquire(wait=False)
+        (True, False)
+        >>> lock.release()
+    """
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.path = folder / f"{name}.lock"
+        self._fd: int | None = None
+
+    def acquire(self, wait: bool) -> bool:
+        """Take the lock; False when another process holds it (only without ``wait``).
+        Where locking is unsupported it is 'taken' (runs then may duplicate work)."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if _flock(fd, wait) is False:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        # Lock files stay: removing one while another process waits on it would let a
+        # third process lock a new file of the same name, and both compute the block.
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
 
 
 def _open_cache(cache_dir: str | os.PathLike | None, settings: dict, list1: list[Graph],
@@ -124,3 +277,58 @@ def _open_cache(cache_dir: str | os.PathLike | None, settings: dict, list1: list
         _write_atomic(meta, lambda f: f.write(text.encode()))
     return folder
 
+
+# --------------------------------------------------------------------------- destinations
+def _gib(n: float) -> str:
+    return f"{n / (1 << 30):.3g} GiB"
+
+
+def _writable_folder(path: Path, what: str, user_path: Path) -> Path:
+    """The nearest existing folder at or above ``path``, checked writable by creating and
+    deleting a temporary file (the only test that also holds for root and read-only mounts)."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{what} {str(user_path)!r} cannot be created: {str(existing)!r} is a file, not a folder")
+    try:
+        # Named like the file's own temporaries, so a kill right here is cleaned up too.
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=f".{user_path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ValueError(f"{what} {str(user_path)!r} cannot be written: creating a file in "
+                         f"{str(existing)!r} failed ({exc.strerror or type(exc).__name__})") from None
+    os.close(fd)
+    os.unlink(probe)
+    return existing
+
+
+def check_destinations(output: str | os.PathLike | None, cache_dir: str | os.PathLike | None,
+                       nbytes: int) -> None:
+    """Refuse, before any work, an ``output`` file or ``cache_dir`` that cannot take a result
+    of ``nbytes`` bytes: a folder where a file is wanted (or the reverse), an unwritable
+    place, or too little free disk space (output and cache on one disk need both).
+
+    Example:
+        >>> check_destinations("/proc/K.npy", None, 8)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: output '/proc/K.npy' cannot be written: creating a file in '/proc' failed (...)
+    """
+    need: dict[int, list] = {}  # device -> [bytes, folder, [names]]
+    for what, given, is_dir in (("output", output, False), ("cache_dir", cache_dir, True)):
+        if given is None:
+            continue
+        p = Path(given)
+        if not is_dir and p.is_dir():
+            raise ValueError(f"output {str(p)!r} is a folder; give a file name, e.g. {str(p / 'K.npy')!r}")
+        if is_dir and p.exists() and not p.is_dir():
+            raise ValueError(f"cache_dir {str(p)!r} is a file; give a folder (it is created if missing)")
+        folder = _writable_folder(p if is_dir else p.parent, what, p)
+        entry = need.setdefault(os.stat(folder).st_dev, [0, folder, []])
+        entry[0] += nbytes
+        entry[2].append(f"{what} {str(p)!r}")
+    for total, folder, names in need.values():
+        free = shutil.disk_usage(folder).free
+        if total > free:
+            raise ValueError(f"{' and '.join(names)} need about {_gib(total)} of disk space, but only "
+                             f"{_gib(free)} is free on {str(folder)!r}; free some space or choose another place")

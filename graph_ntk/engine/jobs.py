@@ -15,7 +15,7 @@ import numpy as np
 from graph_ntk import program as P
 from graph_ntk.data.graph import Graph, GraphDataset
 from graph_ntk.engine.buckets import _NODE_BLOCK_SIZE, Chunk, _chunk_caps, _chunks, plan_buckets
-from graph_ntk.engine.files import _load_block, _open_cache, _write_atomic, save_npy_atomic
+from graph_ntk.engine.files import _open_cache, _write_atomic, save_npy_atomic
 from graph_ntk.engine.inputs import _DTYPES, _GETS, _as_graph_list, _input_dim, _normalise_get, _resolve_num_tags
 from graph_ntk.engine.item_path import ItemEngine, plan_item_chunks
 
@@ -233,7 +233,7 @@ def gram(
     implementation: Literal["DENSE", "SPARSE"] = "DENSE",
     config: dict | str | None = None,
     max_buckets: int = 8,
-    memory_limit: int = 4 << 30,
+    memory_limit: int | None = None,
     scheduler: Any = None,
     all_depths: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, ...] | dict[tuple[int, bool], Any]:
@@ -256,9 +256,12 @@ def gram(
             many as ``memory_limit`` allows (one block when everything fits, which
             compresses best). Smaller blocks make the cache finer-grained.
         output: write the finished matrix here (``.npy``; ``.npz`` with one array per name
-            when ``get`` is a tuple), atomically.
+            when ``get`` is a tuple), atomically; checked (a writable file name, enough free
+            disk) before any work.
         cache_dir: keep finished blocks here and reuse them on the next call with the same
-            graphs and settings (resume after a crash or kill).
+            graphs and settings (resume after a crash or kill). Every block is verified by
+            checksum when read (a bad one is recomputed, with a warning), and concurrent runs
+            on one cache compute each block once.
         progress: show a tqdm progress bar (graph pairs, with ETA) on stderr.
         method: ``'colour'`` for the exact engine over Weisfeiler–Lehman items of the node
             features (:mod:`graph_ntk.kernels`; any description with a layer program, any
@@ -275,12 +278,20 @@ def gram(
         memory_limit: approximate bytes one block may use (node path: padded kernel
             arrays; item engine: the item kernels, see
             :func:`graph_ntk.engine.item_path.plan_item_chunks`).
-
+            Default ``None``: 75% of the memory available now, container limits included
+            (:func:`graph_ntk.engine.memory.default_memory_limit`); more than is available
+            is refused, and so is a plan whose blocks cannot fit.
+        scheduler: a ``dask.distributed.Client`` or a scheduler address: one Dask task per
+            block, the workers writing finished blocks into ``cache_dir`` (required).
         all_depths: for ``model=GNTK(L, ...)``: the Grams of every depth ``1..L`` with and
             without jumping knowledge from one run (the depth-``l`` terms are shared),
             returned as a dict keyed by ``(depth, jumping_knowledge)``; ``output`` is then an
             ``.npz`` with keys ``L{depth}_jk`` / ``L{depth}_nojk`` (prefixed ``ntk_`` /
             ``nngp_`` when ``get`` is a tuple).
+
+    Raises:
+        ValueError: bad arguments or destinations, or a result with inf/NaN (overflow).
+        MemoryError: a plan that cannot fit ``memory_limit``, raised before any work.
 
     Returns:
         ``(len(graphs), len(graphs2))`` array(s) of ``dtype`` (a dict of them with
@@ -295,6 +306,9 @@ def gram(
     if scheduler is not None and cache_dir is None:
         raise ValueError("scheduler= needs cache_dir=: Dask workers hand finished blocks back through the cache, "
                          "so pass a folder that the client and every worker can reach (a shared file system)")
+    from graph_ntk.engine import files, memory
+
+    memory_limit = memory.resolve_memory_limit(memory_limit)
     job = _prepare(model, graphs, graphs2, get=get, num_tags=num_tags, dtype=dtype, block_size=block_size,
                    method=method, implementation=implementation, config=config, max_buckets=max_buckets,
                    memory_limit=memory_limit, cache_dir=cache_dir, progress=progress, all_depths=all_depths)
@@ -303,13 +317,22 @@ def gram(
         if Path(output).suffix != wanted:
             raise ValueError(f"output must end in {wanted} for get={get!r}, got {str(output)!r}")
     symmetric = job.graphs2 is None
+    n2 = len(job.graphs1 if symmetric else job.graphs2)
+    itemsize = np.dtype(job.dtype).itemsize
+    result_bytes = job.channels * len(job.graphs1) * n2 * itemsize
+    files.check_destinations(output, cache_dir, result_bytes)
+    memory.check_fits(result_bytes, memory.available_memory(),
+                      f"the {len(job.graphs1)}x{n2} Gram matrix ({len(job.gets)} x {job.dtype})",
+                      "use dtype='float32', or compute it in parts (rows with graphs, columns with graphs2)",
+                      limit_name="the available memory")
+    memory.check_node_blocks(job.chunks1, job.chunks2, job.dtype, memory_limit,
+                             suggest_colour=isinstance(model, GNTK) and job.settings.get("method") == "nodes")
     if symmetric:
         c = job.chunks1
         tasks = [(c[p], c[q]) for p in range(len(c)) for q in range(p, len(c))]
     else:
         tasks = [(ca, cb) for ca in job.chunks1 for cb in job.chunks2]
     cache = _open_cache(cache_dir, job.settings, job.graphs1, job.graphs2)
-    n2 = len(job.graphs1 if symmetric else job.graphs2)
     out = np.zeros((job.channels, len(job.graphs1), n2), dtype=job.dtype)
 
     def place(ca: Chunk, cb: Chunk, block: np.ndarray) -> None:
@@ -322,6 +345,8 @@ def gram(
 
     _run_blocks(job, tasks, place, cache=cache, progress=progress, side2="a" if symmetric else "b",
                 scheduler=scheduler)
+    memory.check_finite(out, f"the {'/'.join(job.gets)} Gram matrix", job.dtype,
+                        job.settings.get("aggregation"))
 
     if all_depths:
         grams = _depth_grams(job, out)
@@ -373,13 +398,15 @@ def gram_diagonal(
         >>> gram_diagonal(GNTK(1, 1), [g, g]).shape
         (2,)
     """
+    from graph_ntk.engine.memory import check_finite, resolve_memory_limit as _resolve_limit
+
     if get not in _GETS:
         raise ValueError(f"get must be 'nngp' or 'ntk' for gram_diagonal, got {get!r}")
     job = _prepare(model, graphs, None, get=get, block_size=block_size, cache_dir=None, progress=progress,
                    num_tags=kwargs.pop("num_tags", None), dtype=kwargs.pop("dtype", "float64"),
                    method=kwargs.pop("method", "auto"), implementation=kwargs.pop("implementation", "DENSE"),
                    config=kwargs.pop("config", None), max_buckets=kwargs.pop("max_buckets", 8),
-                   memory_limit=kwargs.pop("memory_limit", 4 << 30))
+                   memory_limit=_resolve_limit(kwargs.pop("memory_limit", None)))
     if kwargs:
         raise TypeError(f"gram_diagonal got unexpected keyword argument(s) {sorted(kwargs)}")
     diag = np.zeros(len(job.graphs1), dtype=job.dtype)
@@ -388,23 +415,51 @@ def gram_diagonal(
         diag[ca.index] = np.diagonal(block[0])
 
     _run_blocks(job, [(c, c) for c in job.chunks1], place, cache=None, progress=progress, side2="a")
+    check_finite(diag, f"the {get} self-kernels", job.dtype, job.settings.get("aggregation"))
     return diag
 
 
 
 def _run_blocks(job: _Job, tasks: list[tuple[Chunk, Chunk]], place: Callable, *, cache: Path | None,
                 progress: bool, side2: str, scheduler: Any = None) -> None:
-    """Load cached blocks, compute the others (saving each as soon as it is done), and hand
-    every block to ``place``; the progress bar counts graph pairs."""
+    """Load cached blocks (verified), compute the others (saving each as soon as it is done),
+    and hand every block to ``place``; the progress bar counts graph pairs.
+
+    With a cache, a block is computed only under its lock (:class:`files.BlockLock`): blocks
+    another run is computing are skipped, then waited for and read once it has saved them,
+    so concurrent runs on one cache compute every block once. With a Dask ``scheduler``,
+    one task per missing block (see :mod:`graph_ntk.engine.distributed`).
+    """
     from tqdm.auto import tqdm
+
+    from graph_ntk.engine import files
+    from graph_ntk.engine.memory import check_finite
 
     def pairs(ca: Chunk, cb: Chunk) -> int:
         return int(ca.index.size) * int(cb.index.size)
 
-    todo, done_pairs = [], 0
+    def name(ca: Chunk, cb: Chunk) -> str:
+        return f"{ca.key}_{cb.key}"
+
+    def stamp(ca: Chunk, cb: Chunk):
+        try:
+            st = files.block_path(cache, name(ca, cb)).stat()
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def load(ca: Chunk, cb: Chunk) -> np.ndarray | None:
+        seen[name(ca, cb)] = stamp(ca, cb)
+        return files.load_block(cache, name(ca, cb), (job.channels, ca.index.size, cb.index.size), job.dtype)
+
+    def reload(ca: Chunk, cb: Chunk) -> np.ndarray | None:
+        # Under the lock: read the block only if another run has written it since we looked
+        # (so a bad file is reported once, not twice).
+        return load(ca, cb) if stamp(ca, cb) not in (None, seen.get(name(ca, cb))) else None
+
+    todo, done_pairs, seen = [], 0, {}
     for ca, cb in tasks:
-        shape = (job.channels, ca.index.size, cb.index.size)
-        block = None if cache is None else _load_block(cache / f"{ca.key}_{cb.key}.npy", shape)
+        block = None if cache is None else load(ca, cb)
         if block is None:
             todo.append((ca, cb))
         else:
@@ -425,13 +480,50 @@ def _run_blocks(job: _Job, tasks: list[tuple[Chunk, Chunk]], place: Callable, *,
     with tqdm(total=total, initial=done_pairs, unit="pair", unit_scale=True, desc="gram",
               disable=not progress or own_bars,
               smoothing=0.1, dynamic_ncols=True) as bar:
-        for start in range(0, len(todo), slots):
-            wave = todo[start:start + slots]
-            # Dispatch the whole wave before collecting, so that all devices work at once.
-            pending = [engine.dispatch(ca, "a", cb, side2, slot) for slot, (ca, cb) in enumerate(wave)]
-            for (ca, cb), result in zip(wave, pending):
-                block = engine.collect(result)[:, :ca.index.size, :cb.index.size].astype(job.dtype)
-                if cache is not None:
-                    save_npy_atomic(cache / f"{ca.key}_{cb.key}.npy", block)
-                place(ca, cb, block)
-                bar.update(pairs(ca, cb))
+        pending = todo
+        while pending:
+            # Claim up to one block per device; skip the ones other runs hold for now.
+            wave, later = [], []
+            for ca, cb in pending:
+                lock = None if cache is None or len(wave) == slots else files.BlockLock(cache, name(ca, cb))
+                if len(wave) == slots or (lock is not None and not lock.acquire(wait=False)):
+                    later.append((ca, cb))
+                    continue
+                block = None if lock is None else reload(ca, cb)
+                if block is not None:  # finished by another run meanwhile
+                    lock.release()
+                    place(ca, cb, block)
+                    bar.update(pairs(ca, cb))
+                    continue
+                wave.append((ca, cb, lock))
+            if not wave and later:
+                # Every remaining block is being computed by other runs: wait for one.
+                ca, cb = later.pop(0)
+                lock = files.BlockLock(cache, name(ca, cb))
+                lock.acquire(wait=True)
+                block = reload(ca, cb)
+                if block is not None:
+                    lock.release()
+                    place(ca, cb, block)
+                    bar.update(pairs(ca, cb))
+                    pending = later
+                    continue
+                wave = [(ca, cb, lock)]  # that run died before saving it: compute it here
+            try:
+                # Dispatch the whole wave before collecting, so that all devices work at once.
+                results = [engine.dispatch(ca, "a", cb, side2, slot) for slot, (ca, cb, _) in enumerate(wave)]
+                for (ca, cb, lock), result in zip(wave, results):
+                    block = engine.collect(result)[:, :ca.index.size, :cb.index.size].astype(job.dtype)
+                    # Fail at the first overflowing block, not after all of them.
+                    check_finite(block, f"the {'/'.join(job.gets)} Gram matrix", job.dtype,
+                                 job.settings.get("aggregation"))
+                    if cache is not None:
+                        files.save_block(cache, name(ca, cb), block)
+                        lock.release()
+                    place(ca, cb, block)
+                    bar.update(pairs(ca, cb))
+            finally:
+                for _, _, lock in wave:
+                    if lock is not None:
+                        lock.release()
+            pending = later
