@@ -77,6 +77,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _blocks(text: str) -> tuple[int, int]:
+    """``'4'`` -> (4, 4); ``'1-13'`` -> (1, 13): every depth of the range from one run."""
+    lo, sep, hi = text.partition("-")
+    try:
+        lo_n, hi_n = int(lo), int(hi) if sep else int(lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected L or a range A-B of blocks (e.g. 4 or 1-13), got {text!r}") from None
+    if lo_n < 1 or hi_n < lo_n:
+        raise argparse.ArgumentTypeError(f"expected 1 <= A <= B in --blocks A-B, got {text!r}")
+    return lo_n, hi_n
+
+
 def _inner_splits(text: str) -> int:
     value = _positive_int(text)
     if value < 2:
@@ -131,7 +143,9 @@ def _build_parser() -> argparse.ArgumentParser:
     arch.add_argument("--model", metavar="FILE.py:NAME",
                       help="NAME from a Python file: a stax triple (init_fn, apply_fn, kernel_fn), a "
                            "graph_ntk.engine.GNTK, or a function of no arguments returning one")
-    arch.add_argument("--blocks", type=_positive_int, default=None, help="L, aggregation blocks (default 4)")
+    arch.add_argument("--blocks", type=_blocks, default=None, metavar="L|A-B",
+                      help="L, aggregation blocks (default 4); a range A-B writes every depth A..B, with and "
+                           "without jumping knowledge, from one run into one .npz")
     arch.add_argument("--mlp-layers", type=_positive_int, default=None, help="R, ReLU layers per block (default 2)")
     arch.add_argument("--aggregation", choices=("sum", "mean"), default=None, help="neighbour scaling (default sum)")
     arch.add_argument("--no-jk", action="store_true", help="read out only the last block (no jumping knowledge)")
@@ -244,8 +258,10 @@ def _load_model(spec: str) -> tuple[Any, str, str]:
         raise _UsageError(f"--model {spec}: {path} defines no {name!r} (it defines {', '.join(names) or 'nothing'})")
     obj = getattr(module, name)
 
+    from graph_ntk.nn import Network
+
     def is_model(o: Any) -> bool:
-        return isinstance(o, GNTK) or (isinstance(o, tuple) and len(o) == 3 and callable(o[2]))
+        return isinstance(o, (GNTK, Network)) or (isinstance(o, tuple) and len(o) == 3 and callable(o[2]))
 
     if not is_model(obj) and callable(obj):
         try:
@@ -268,24 +284,15 @@ def _load_model(spec: str) -> tuple[Any, str, str]:
 
 
 def _describe_model(model: Any, fallback: str) -> str:
-    """The architecture as text for the sidecar: the GNTK's fields, a layer program's
-    description, a gntk(...) triple's arguments, else ``fallback`` (the model file)."""
+    """The architecture as text for the sidecar: the GNTK's fields, the layer program of a
+    ``graph_ntk.nn`` description, else ``fallback`` (the model file)."""
     from graph_ntk.engine import GNTK
+    from graph_ntk.program import describe
 
     if isinstance(model, GNTK):
         return repr(model)
     program = getattr(model, "program", None)
-    if program is not None:
-        try:
-            from graph_ntk.program import describe
-
-            return describe(program)
-        except Exception:  # a program of another kind (e.g. node-level ops): fall back
-            pass
-    architecture = getattr(model, "architecture", None)
-    if isinstance(architecture, dict):
-        return "graph_ntk.gntk(" + ", ".join(f"{k}={v!r}" for k, v in architecture.items()) + ")"
-    return fallback
+    return fallback if program is None else describe(program)
 
 
 def _order_fingerprint(ds) -> str:
@@ -317,19 +324,28 @@ def _sidecar_info(args: argparse.Namespace, ds, architecture: str, test_ds=None)
     return info
 
 
-def _write_gram(path: Path, K: np.ndarray, info: dict) -> None:
-    """Write ``K`` to ``path`` with its sidecar ``path.json`` (lets `graph-ntk svm` check that
-    its labels are in the Gram's graph order, and the matrix by its SHA-256) such that a kill
-    at any moment never leaves ``path`` without its own sidecar: first the old matrix goes,
-    then the sidecar appears, then the matrix (each write atomic)."""
+def _write_gram(path: Path, K: np.ndarray | dict[str, np.ndarray], info: dict) -> None:
+    """Write ``K`` (``.npy``, or a dict of arrays as ``.npz``) to ``path`` with its sidecar
+    ``path.json`` (lets `graph-ntk svm` check that its labels are in the Gram's graph order,
+    and the matrix by its SHA-256) such that a kill at any moment never leaves ``path``
+    without its own sidecar: first the old matrix goes, then the sidecar appears, then the
+    matrix (each write atomic)."""
     from graph_ntk.engine.files import _write_atomic, save_npy_atomic
 
-    K = np.ascontiguousarray(K)
-    info = {**info, "dtype": K.dtype.str, "shape": list(K.shape), "sha256": hashlib.sha256(K.data).hexdigest()}
+    arrays = K if isinstance(K, dict) else {"": K}
+    arrays = {key: np.ascontiguousarray(a) for key, a in arrays.items()}
+    first = next(iter(arrays.values()))
+    digest = hashlib.sha256(b"".join(a.data for a in arrays.values())).hexdigest()
+    info = {**info, "dtype": first.dtype.str, "shape": list(first.shape), "sha256": digest}
+    if isinstance(K, dict):
+        info["keys"] = list(arrays)
     path.unlink(missing_ok=True)
     text = json.dumps(info).encode()
     _write_atomic(_sidecar(path), lambda f: f.write(text))
-    save_npy_atomic(path, K)
+    if isinstance(K, dict):
+        _write_atomic(path, lambda f: np.savez(f, **arrays))
+    else:
+        save_npy_atomic(path, first)
 
 
 def _read_sidecar(gram_path: Path) -> dict[str, Any] | None:
@@ -357,7 +373,7 @@ def _gram_model(args: argparse.Namespace) -> tuple[Any, str, str | None]:
             raise _UsageError(f"{', '.join(given)} describe the built-in GNTK; with --model the file describes the "
                               f"network")
         return _load_model(args.model)
-    model = GNTK(args.blocks or 4, args.mlp_layers or 2, args.aggregation or "sum", not args.no_jk,
+    model = GNTK((args.blocks or (4, 4))[1], args.mlp_layers or 2, args.aggregation or "sum", not args.no_jk,
                  args.readout or "sum")
     return model, repr(model), None
 
@@ -366,8 +382,13 @@ def _cmd_gram(args: argparse.Namespace) -> int:
     from graph_ntk.engine import gram
     from graph_ntk.engine.files import check_destinations
 
-    if args.output.suffix != ".npy":
-        raise _UsageError(f"--output must end in .npy, got {args.output}")
+    grid = args.blocks is not None and args.blocks[0] != args.blocks[1]
+    wanted = ".npz" if grid else ".npy"
+    if args.output.suffix != wanted:
+        raise _UsageError(f"--output must end in {wanted}" + (" (one array per depth with --blocks A-B)" if grid else "")
+                          + f", got {args.output}")
+    if grid and args.model is not None:
+        raise _UsageError("--blocks A-B is for the built-in GNTK, not --model")
     if (args.scheduler or args.workers) and args.cache_dir is None:
         raise _UsageError("--scheduler and --workers need --cache-dir: the Dask workers write finished blocks "
                           "there (on a cluster, a folder on a file system shared by all machines)")
@@ -399,11 +420,15 @@ def _cmd_gram(args: argparse.Namespace) -> int:
         K = gram(model, rows, cols, get=args.kernel, dtype=args.dtype, method=args.method,
                  implementation=args.implementation.upper(), block_size=args.block_size,
                  memory_limit=args.memory_limit, cache_dir=args.cache_dir, progress=not args.no_progress,
-                 config=config, scheduler=scheduler)
+                 config=config, scheduler=scheduler, all_depths=grid)
+    if grid:  # keys L{depth}_jk / L{depth}_nojk for the requested depths
+        K = {f"L{d}_{'jk' if jk else 'nojk'}": k for (d, jk), k in sorted(K.items()) if d >= args.blocks[0]}
     _write_gram(args.output, K, _sidecar_info(args, ds, architecture, test_ds))
     what = "Gram" if test_ds is None else f"test x train kernel (rows: {test_ds.name} test graphs, columns: " \
                                           f"{ds.name} training graphs)"
-    print(f"{ds.name}: {args.kernel} {what} {K.shape[0]}x{K.shape[1]} ({args.dtype}) of {architecture} "
+    shape = next(iter(K.values())).shape if grid else K.shape
+    what = f"{len(K)} Grams (depths {args.blocks[0]}-{args.blocks[1]}, with and without JK)" if grid else what
+    print(f"{ds.name}: {args.kernel} {what} {shape[0]}x{shape[1]} ({args.dtype}) of {architecture} "
           f"in {time.perf_counter() - start:.1f} s -> {args.output}")
     return 0
 

@@ -271,10 +271,10 @@ def test_gram_with_a_model_file_then_svm(mutag_parts, tmp_path, capsys):
     (tmp_path / "edited.py").write_text(MODEL_FILE + "\n# edited\n")
     assert config.endswith(f"model.py:net sha256={hashlib.sha256(MODEL_FILE.encode()).hexdigest()}")
     assert _load_model(f"{tmp_path}/edited.py:net")[2].split("sha256=")[1] != config.split("sha256=")[1]
-    assert len({p.parent for p in (tmp_path / "c").glob("*/*.npy")}) == 1
+    assert len({p.parent for p in (tmp_path / "c").glob("*/*.npz")}) == 1
     capsys.readouterr()
 
-    # A zero-argument function returning graph_ntk.gntk(...): recorded by its arguments, and svm prints it.
+    # A zero-argument function returning graph_ntk.gntk(...): recorded by its layer program, and svm prints it.
     out2 = tmp_path / "k2.npy"
     assert main(["gram", "--dataset-dir", str(root / "train"), "--name", "M30", "--model", f"{root}/model.py:make",
                  "--output", str(out2), "--no-progress"]) == 0
@@ -284,7 +284,9 @@ def test_gram_with_a_model_file_then_svm(mutag_parts, tmp_path, capsys):
     assert main(["svm", "--gram", str(out2), "--dataset-dir", str(root / "train"), "--name", "M30",
                  "--grid", "coarse", "--inner-splits", "2"]) == 0
     printed = capsys.readouterr().out
-    assert "graph_ntk.gntk(num_blocks=2, num_mlp_layers=1" in printed and "input_dim=5" in printed and "get=ntk, dtype=float64" in printed
+    # the layer program of the gntk(...) network, and the settings
+    assert "Dense(512, W_std=2.23607" in printed and "Aggregate(sum, self loops)" in printed
+    assert "get=ntk, dtype=float64" in printed
     assert "| M30 | nested SVM |" in printed
 
 

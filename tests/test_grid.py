@@ -37,3 +37,18 @@ def test_grid_output_file_cache_and_errors(ptc_subset, tmp_path):
         gn.gram(gn.gntk(2, 1, input_dim=19), ptc_subset, all_depths=True)
     with pytest.raises(ValueError, match=r"\.npz"):
         gn.gram(gn.GNTK(2, 1), ptc_subset, all_depths=True, output=tmp_path / "K.npy")
+
+
+def test_cli_blocks_range_writes_every_depth(shared_dir, tmp_path):
+    from graph_ntk.cli import main
+
+    out = tmp_path / "grid.npz"
+    args = ["gram", "--dataset-dir", str(shared_dir / "datasets" / "gin"), "--name", "MUTAG", "--no-progress"]
+    assert main([*args, "--blocks", "2-3", "--mlp-layers", "1", "--output", str(out)]) == 0
+    saved = np.load(out)
+    assert sorted(saved.files) == ["L2_jk", "L2_nojk", "L3_jk", "L3_nojk"]
+    mutag = gn.load_gin(shared_dir / "datasets" / "gin", "MUTAG")
+    want = gn.gram(gn.GNTK(2, 1, jumping_knowledge=False), mutag, progress=False)
+    np.testing.assert_allclose(saved["L2_nojk"], want, rtol=1e-10)
+    assert main([*args, "--blocks", "2-3", "--output", str(tmp_path / "grid.npy")]) == 2  # a range needs .npz
+    assert main([*args, "--blocks", "3-2", "--output", str(out)]) == 2

@@ -109,9 +109,10 @@ def plan_item_chunks(program: P.Program, list1: list[Graph], list2: list[Graph] 
     if fits:
         whole1 = [Chunk("a0", np.arange(len(list1)), len(list1), 0, 0)]
         return whole1, (whole1 if list2 is None else [Chunk("b0", np.arange(len(list2)), len(list2), 0, 0)])
-    # Memory grows like items^2: scale the largest stage's item count down to the budget.
-    ratio = math.sqrt(memory_limit / max(need, 1))
-    limit = max(1, int(max(counts) * min(ratio, 1.0) / 2))
+    if need <= memory_limit:  # only block_size cuts
+        limit = max(counts)
+    else:  # memory grows like items^2: half the affordable items per chunk, so any pair fits
+        limit = max(1, int(max(counts) * math.sqrt(memory_limit / need) / 2))
     deepest = items[int(np.argmax(counts))]
     n1_nodes = sum(g.num_nodes for g in list1)
     chunks1 = _item_chunks(list1, limit, block_size, "a", deepest, 0)

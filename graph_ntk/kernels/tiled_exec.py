@@ -320,10 +320,11 @@ def _factor_ops(ops: tuple, fk: np.ndarray, ft: np.ndarray | None) -> tuple[np.n
 
 def chain_memory(num_items: tuple[int, ...], num_graphs: int, num_groups: int, block: int, threads: int,
                  itemsize: int, edge_types: int = 1) -> int:
-    """Bytes at the peak: stored triangles of two consecutive stages, per-thread scratch
-    (``Wᵀ`` per edge type and one block column) and the per-thread readout accumulators."""
-    stored = [2 * c * (c + block) // 2 for c in num_items] + [0]
-    peak = max(stored[k - 1] + stored[k] for k in range(1, len(stored)))
+    """Bytes at the peak: stored triangles of two consecutive stages (the last stage is
+    never stored), per-thread scratch (``Wᵀ`` per edge type and one block column) and the
+    per-thread readout accumulators."""
+    stored = [2 * c * (c + block) // 2 for c in num_items[:-1]] + [0]
+    peak = max([stored[k - 1] + stored[k] for k in range(1, len(stored))] + [stored[0]])
     scratch = threads * 2 * block * (max(num_items) * (1 + edge_types) + max(num_items))
     acc = threads * num_groups * 2 * num_graphs * num_graphs
     return int((peak + scratch) * itemsize + acc * 8)
