@@ -51,7 +51,7 @@ _EXPORTS = {
     "gram": "graph_ntk.engine",
     "gram_diagonal": "graph_ntk.engine",
     "wl_subtree_gram": "graph_ntk.kernels.wl_kernel",
-    "GraphKernelTransformer": "graph_ntk.evaluation",
+    "GraphKernelTransformer": "graph_ntk.transformer",
     "evaluate": "graph_ntk.evaluation",
     "svm_paper_protocol": "graph_ntk.evaluation",
     "svm_nested_cv": "graph_ntk.evaluation",

@@ -33,13 +33,14 @@ import contextlib
 import hashlib
 import importlib.util
 import inspect
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from graph_ntk import gram_files
 
 __all__ = ["main"]
 
@@ -295,73 +296,6 @@ def _describe_model(model: Any, fallback: str) -> str:
     return fallback if program is None else describe(program)
 
 
-def _order_fingerprint(ds) -> str:
-    """Hash of the graph order by (nodes, arcs): the same for GIN and TU files that list the
-    same graphs in the same order (both loaders drop duplicate arcs), different when a format
-    orders them otherwise."""
-    sizes = [(g.num_nodes, g.num_edges) for g in ds.graphs]
-    return hashlib.sha256(json.dumps(sizes).encode()).hexdigest()
-
-
-def _sidecar(gram_path: Path) -> Path:
-    return gram_path.with_name(gram_path.name + ".json")
-
-
-def _sidecar_info(args: argparse.Namespace, ds, architecture: str, test_ds=None) -> dict[str, Any]:
-    """What `graph-ntk svm` needs to trust a Gram file: the graph order it was computed in
-    (to line labels up with rows), and how (architecture and settings, printed by svm)."""
-    info: dict[str, Any] = {
-        "kind": "gram" if test_ds is None else "test x train",
-        "dataset": ds.name, "graphs": len(ds), "order_fingerprint": _order_fingerprint(ds),
-        "architecture": architecture,
-        "settings": {"get": args.kernel, "dtype": args.dtype, "method": args.method,
-                     "implementation": args.implementation, "format": args.format,
-                     "degree_as_tag": args.degree_as_tag},
-    }
-    if test_ds is not None:  # rows are the test graphs, columns the training graphs
-        info.update({"test_dataset": test_ds.name, "test_graphs": len(test_ds),
-                     "test_order_fingerprint": _order_fingerprint(test_ds)})
-    return info
-
-
-def _write_gram(path: Path, K: np.ndarray | dict[str, np.ndarray], info: dict) -> None:
-    """Write ``K`` (``.npy``, or a dict of arrays as ``.npz``) to ``path`` with its sidecar
-    ``path.json`` (lets `graph-ntk svm` check that its labels are in the Gram's graph order,
-    and the matrix by its SHA-256) such that a kill at any moment never leaves ``path``
-    without its own sidecar: first the old matrix goes, then the sidecar appears, then the
-    matrix (each write atomic)."""
-    from graph_ntk.engine.files import _write_atomic, save_npy_atomic
-
-    arrays = K if isinstance(K, dict) else {"": K}
-    arrays = {key: np.ascontiguousarray(a) for key, a in arrays.items()}
-    first = next(iter(arrays.values()))
-    digest = hashlib.sha256(b"".join(a.data for a in arrays.values())).hexdigest()
-    info = {**info, "dtype": first.dtype.str, "shape": list(first.shape), "sha256": digest}
-    if isinstance(K, dict):
-        info["keys"] = list(arrays)
-    path.unlink(missing_ok=True)
-    text = json.dumps(info).encode()
-    _write_atomic(_sidecar(path), lambda f: f.write(text))
-    if isinstance(K, dict):
-        _write_atomic(path, lambda f: np.savez(f, **arrays))
-    else:
-        save_npy_atomic(path, first)
-
-
-def _read_sidecar(gram_path: Path) -> dict[str, Any] | None:
-    """The sidecar's content, or None when there is none."""
-    path = _sidecar(gram_path)
-    if not path.is_file():
-        return None
-    try:
-        info = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: corrupt sidecar, not JSON ({exc}); delete it or rerun 'graph-ntk gram'") from None
-    if not isinstance(info, dict):
-        raise ValueError(f"{path}: corrupt sidecar, expected a JSON object, got {type(info).__name__}")
-    return info
-
-
 def _gram_model(args: argparse.Namespace) -> tuple[Any, str, str | None]:
     from graph_ntk.engine import GNTK
 
@@ -423,7 +357,7 @@ def _cmd_gram(args: argparse.Namespace) -> int:
                  config=config, scheduler=scheduler, all_depths=grid)
     if grid:  # keys L{depth}_jk / L{depth}_nojk for the requested depths
         K = {f"L{d}_{'jk' if jk else 'nojk'}": k for (d, jk), k in sorted(K.items()) if d >= args.blocks[0]}
-    _write_gram(args.output, K, _sidecar_info(args, ds, architecture, test_ds))
+    gram_files.write_gram(args.output, K, gram_files.sidecar_info(args, ds, architecture, test_ds))
     what = "Gram" if test_ds is None else f"test x train kernel (rows: {test_ds.name} test graphs, columns: " \
                                           f"{ds.name} training graphs)"
     shape = next(iter(K.values())).shape if grid else K.shape
@@ -431,23 +365,6 @@ def _cmd_gram(args: argparse.Namespace) -> int:
     print(f"{ds.name}: {args.kernel} {what} {shape[0]}x{shape[1]} ({args.dtype}) of {architecture} "
           f"in {time.perf_counter() - start:.1f} s -> {args.output}")
     return 0
-
-
-def _load_gram(path: Path, n: int) -> np.ndarray:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found (Gram matrix written by 'graph-ntk gram')")
-    try:
-        K = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty or truncated file
-        raise ValueError(f"{path}: not a readable .npy array ({exc or type(exc).__name__})") from None
-    if not isinstance(K, np.ndarray) or K.shape != (n, n):
-        shape = getattr(K, "shape", "an archive")
-        raise ValueError(f"{path}: expected a {n}x{n} Gram matrix for this dataset, got {shape}")
-    if not np.issubdtype(K.dtype, np.number) or np.issubdtype(K.dtype, np.complexfloating):
-        raise ValueError(f"{path}: expected a real-valued Gram matrix, got dtype {K.dtype}")
-    from graph_ntk.evaluation import check_gram
-
-    return check_gram(K, name=str(path))
 
 
 def _folds(ds):
@@ -462,17 +379,17 @@ def _cmd_svm(args: argparse.Namespace) -> int:
     from graph_ntk.evaluation import NESTED_C_GRID, PAPER_C_GRID, evaluate
 
     ds = _load_dataset(args)
-    info = _read_sidecar(args.gram)
+    info = gram_files.read_sidecar(args.gram)
     if info is not None and info.get("kind", "gram") != "gram":
-        raise ValueError(f"{args.gram} is a {info.get('kind')} kernel (see {_sidecar(args.gram).name}); svm "
+        raise ValueError(f"{args.gram} is a {info.get('kind')} kernel (see {gram_files.sidecar(args.gram).name}); svm "
                          f"cross-validates the square Gram of one dataset")
-    K = _load_gram(args.gram, len(ds))
+    K = gram_files.load_gram(args.gram, len(ds))
     if info is None:  # warned only once the Gram itself passed its checks: errors stay one line
-        print(f"{_PROG}: warning: no {_sidecar(args.gram).name} next to {args.gram}: cannot check that the Gram's "
+        print(f"{_PROG}: warning: no {gram_files.sidecar(args.gram).name} next to {args.gram}: cannot check that the Gram's "
               f"graph order matches {ds.name}'s (write Grams with 'graph-ntk gram')", file=sys.stderr)
-    elif info.get("order_fingerprint") != _order_fingerprint(ds):
+    elif info.get("order_fingerprint") != gram_files.order_fingerprint(ds):
         raise ValueError(f"{args.gram} was computed for graphs in another order than {ds.name} as loaded here "
-                         f"(see {_sidecar(args.gram).name}); use the same --dataset-dir and --format as for "
+                         f"(see {gram_files.sidecar(args.gram).name}); use the same --dataset-dir and --format as for "
                          f"'graph-ntk gram'")
     if info is not None:
         settings = info.get("settings", {})

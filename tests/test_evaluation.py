@@ -11,9 +11,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
 from graph_ntk.datasets import make_demo_dataset
+from graph_ntk.transformer import GraphKernelTransformer
 from graph_ntk.evaluation import (
     EvaluationResult,
-    GraphKernelTransformer,
     ProtocolResult,
     check_gram,
     cosine_normalize,
