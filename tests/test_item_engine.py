@@ -468,27 +468,27 @@ def test_fast_abrelu_step_equals_nt_rule(a, b, dense):
     s = (a * a + b * b) / 2
     w = 1.7
     op = P.ABRelu(a, b)
-    k_ref, t_ref = rules.nonlinearity(op, np.clip(lam, -1, 1), 1.0, 1.0, ntk=tau)
-    if dense:
-        k_ref, t_ref = rules.dense(P.Dense(8, w), k_ref, t_ref)
-        scale = w * w * s
-    else:
+    for nonneg in (False, True):  # nonneg: the step may assume λ >= 0 (only clips at 1)
+        lam_in = np.abs(lam) if nonneg else lam
+        k_ref, t_ref = rules.nonlinearity(op, np.clip(lam_in, -1, 1), 1.0, 1.0, ntk=tau)
         scale = s
-    for nonneg in (False, True):
-        sel = lam >= 0 if nonneg else np.ones(lam.shape, bool)
-        lam_t, tau_t = lam.copy(), tau.copy()
+        if dense:
+            k_ref, t_ref = rules.dense(P.Dense(8, w), k_ref, t_ref)
+            scale = w * w * s
+        k_ref, t_ref = k_ref / scale, t_ref / scale
+        lam_t, tau_t = lam_in.copy(), tau.copy()
         step = _FastABRelu((a - b) ** 2 / (2 * math.pi * s), dense, nonneg)
         step(lam_t, tau_t, slice(0, 7), slice(0, 11), np.empty_like(lam), np.empty_like(lam))
-        exact = np.isin(np.abs(lam), [0.0, 1.0])
-        np.testing.assert_allclose(lam_t[sel & exact], (k_ref / scale)[sel & exact], rtol=0, atol=4 * eps)
-        np.testing.assert_allclose(tau_t[sel & exact], (t_ref / scale)[sel & exact], rtol=0, atol=16 * eps)
+        exact = np.isin(np.abs(lam_in), [0.0, 1.0])
+        np.testing.assert_allclose(lam_t[exact], k_ref[exact], rtol=0, atol=4 * eps)
+        np.testing.assert_allclose(tau_t[exact], t_ref[exact], rtol=0, atol=16 * eps)
         # Elsewhere NT's atan2(sqrt(1 - λ²), λ) and arccos(λ) differ by rounding, most (~1e-8)
         # within 1e-15 of ±1, where sqrt(1 - λ²) amplifies the rounding of λ².
-        mid = sel & (np.abs(lam) < 1 - 1e-6)
-        np.testing.assert_allclose(lam_t[mid], (k_ref / scale)[mid], rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(tau_t[mid], (t_ref / scale)[mid], rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(lam_t[sel], (k_ref / scale)[sel], rtol=0, atol=3e-8)
-        np.testing.assert_allclose(tau_t[sel], (t_ref / scale)[sel], rtol=0, atol=3e-8 * tau.max())
+        mid = np.abs(lam_in) < 1 - 1e-6
+        np.testing.assert_allclose(lam_t[mid], k_ref[mid], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(tau_t[mid], t_ref[mid], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(lam_t, k_ref, rtol=0, atol=3e-8)
+        np.testing.assert_allclose(tau_t, t_ref, rtol=0, atol=3e-8 * tau.max())
 
 
 # ----------------------------------------------------------------------------- bad input
