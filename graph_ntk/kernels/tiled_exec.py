@@ -91,12 +91,22 @@ class _Generic:
     d_in: np.ndarray
     d_out: np.ndarray
 
+    unit_out: bool = False  # the output is stored as correlations: its diagonal is exactly 1
+
     def __call__(self, lam, tau, rows, cols, a, s) -> None:
         scale_in = self.d_in[rows][:, None] * self.d_in[cols][None, :]
         k, t = pointwise(self.op, lam * scale_in, tau * scale_in, self.var_in[rows], self.var_in[cols])
         scale_out = self.d_out[rows][:, None] * self.d_out[cols][None, :]
         np.divide(k, scale_out, out=lam)
         np.divide(t, scale_out, out=tau)
+        if self.unit_out:
+            # An item with itself has correlation 1; the closed form on the diagonal and the
+            # variance formula behind d_out differ by rounding, and a later Sign or ReLU
+            # would turn a 1 - 1e-16 into sqrt(1e-16) (arccos / sqrt(p - k^2) near 1).
+            first, last = max(rows.start, cols.start), min(rows.stop, cols.stop)
+            if first < last:
+                idx = np.arange(first, last)
+                lam[idx - rows.start, idx - cols.start] = 1.0
 
 
 class _Track:
@@ -133,10 +143,14 @@ class _Track:
                 self.var, self.d = self.var * op.c ** 2, self.d * abs(op.c)
             else:
                 var_out = pointwise_variance(op, self.var)
-                d_in = self.d
+                d_in = self.d.astype(dtype)
+                # On correlations, the variances the rule sees are d^2 exactly as the tile's
+                # K = lam d_i d_j is formed, so that an item with itself has k^2 == q1 q2
+                # bit for bit (NT's sqrt(max(q1 q2 - k^2, 0)) is exactly 0 there).
+                var_in = d_in * d_in if self.unit else self.var
                 unit = bool(np.all(var_out > 0))
                 d_out = np.sqrt(var_out) if unit else np.ones_like(var_out)
-                out.append(_Generic(op, self.var, d_in.astype(dtype), d_out.astype(dtype)))
+                out.append(_Generic(op, var_in, d_in, d_out.astype(dtype), unit))
                 self.var, self.d, self.unit = var_out, d_out, unit
                 self.nonneg = self.nonneg and isinstance(op, P.Dense)
             i += 1
@@ -420,7 +434,12 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
                 mt.sort_indices()
                 m_tildes.append(mt)
             union = abs(sum(abs(m) for m in m_tildes)).tocsr()
-            row_min = np.minimum.reduceat(union.indices, union.indptr[:-1]) if union.nnz else np.zeros(0, int)
+            # An item with no children (a node without in-arcs and no self loop) has an
+            # empty row: it bounds nothing (reduceat would read its neighbour's entries).
+            row_min = np.full(union.shape[0], union.shape[1], dtype=np.int64)
+            has = np.diff(union.indptr) > 0
+            if union.nnz:
+                row_min[has] = np.minimum.reduceat(union.indices, union.indptr[:-1][has])
             first_child = np.minimum.accumulate(row_min[::-1])[::-1]
             source = ("tiles", prev_store, m_tildes, first_child)
         unit = track.unit
