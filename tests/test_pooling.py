@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 from neural_tangents import stax
 
-from graph_ntk import Aggregate, GlobalSumPool, Graph, GraphBatch, gntk, kernel_kwargs
+from graph_ntk import Aggregate, GlobalSumPool, Graph, GraphBatch, gntk, hierarchical_gntk, kernel_kwargs
 from graph_ntk.layers.pooling.coarsening import (
     StructurePool,
     coarsen,
     coarsen_graph,
     graclus,
-    hierarchical_gntk,
     kmis,
     node_decimation,
 )

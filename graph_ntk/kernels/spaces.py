@@ -103,10 +103,7 @@ class NodeSpace:
 
     def coarsen(self, method: str, options: dict) -> tuple[sp.csr_matrix, "NodeSpace"]:
         r"""``(S^T, coarse space)``: each graph coarsened with ``method`` on its dense adjacency."""
-        try:
-            from graph_ntk.data.coarsening import coarsen_graph
-        except ModuleNotFoundError:  # until the JAX-free graph_ntk.data.coarsening is merged
-            from graph_ntk.layers.pooling.coarsening import coarsen_graph
+        from graph_ntk.data.coarsening import coarsen_graph
 
         w = np.ones(self.senders.size) if self.weights is None else self.weights
         sizes = self.sizes
