@@ -3,7 +3,8 @@
 Setting (the GNTK paper's): L=4 blocks, R=2 MLP layers, jumping knowledge, mean
 neighbour scaling, sum readout, GIN-format data (IMDB-B with degree tags).
 
-(a) engine: ``graph_ntk.kernels.gntk_gram_colour`` in a fresh process per run; the wall
+(a) engine: ``graph_ntk.kernels.program_gram`` of the ``graph_ntk.gntk`` program (the item
+    engine ``gram()`` uses) in a fresh process per run; the wall
     time is the whole process (interpreter start, imports, loading, Gram), peak memory its
     max RSS.
 (b) naive NT: the same network as one stax description (``graph_ntk.gntk``), every graph
@@ -37,14 +38,16 @@ ENGINE_SCRIPT = """
 import json, sys, time
 import numpy as np
 from graph_ntk.datasets import load_gin
-from graph_ntk.kernels.gntk_colour import gntk_gram_colour
+from graph_ntk.kernels.program_gram import program_gram
+from graph_ntk.models.gntk import gntk
 t0 = time.perf_counter()
 ds = load_gin(sys.argv[1], sys.argv[2], degree_as_tag=sys.argv[2].startswith("IMDB"))
 t1 = time.perf_counter()
-res = gntk_gram_colour(ds.graphs, dtype=np.dtype(sys.argv[3]), **json.loads(sys.argv[4]))
+net = gntk(**json.loads(sys.argv[4]), input_dim=ds.num_tags)
+res = program_gram(net.program, ds.graphs, num_tags=ds.num_tags, dtype=np.dtype(sys.argv[3]))
 t2 = time.perf_counter()
 np.save(sys.argv[5], res.ntk)
-print(json.dumps({"load": t1 - t0, "gram": t2 - t1, "colours": list(res.num_colours),
+print(json.dumps({"load": t1 - t0, "gram": t2 - t1, "colours": list(res.num_items),
                   "timings": res.timings}))
 """
 

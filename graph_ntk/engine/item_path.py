@@ -18,6 +18,7 @@ import numpy as np
 from graph_ntk import program as P
 from graph_ntk.data.graph import Graph
 from graph_ntk.engine.buckets import Chunk
+from graph_ntk.engine.memory import check_fits
 from graph_ntk.kernels.chain import NotAChain, chain_plan
 from graph_ntk.kernels.program_gram import node_features, program_gram
 from graph_ntk.kernels.refine import feature_partition, refine
@@ -117,7 +118,21 @@ def plan_item_chunks(program: P.Program, list1: list[Graph], list2: list[Graph] 
     n1_nodes = sum(g.num_nodes for g in list1)
     chunks1 = _item_chunks(list1, limit, block_size, "a", deepest, 0)
     chunks2 = chunks1 if list2 is None else _item_chunks(list2, limit, block_size, "b", deepest, n1_nodes)
+    # A chunk can exceed the budget only by holding one graph that alone has more items.
+    largest = max(_chunk_items(c, lst, deepest, off) for lst, chunks, off in
+                  ((list1, chunks1, 0), (list2 or [], chunks2 if list2 else [], n1_nodes)) for c in chunks)
+    scale = min(1.0, 2 * largest / max(counts))
+    most = 2 * max(c.index.size for c in (*chunks1, *chunks2))
+    pair_need = needed_bytes(program, [max(1, int(c * scale)) for c in counts], most, itemsize)
+    check_fits(pair_need, memory_limit, f"one block of the item engine ({2 * largest} items)",
+               "use dtype='float32', or a larger memory_limit: a single graph this large cannot be split")
     return chunks1, chunks2
+
+
+def _chunk_items(chunk: Chunk, graphs: Sequence[Graph], items: np.ndarray, offset: int) -> int:
+    sizes = np.array([g.num_nodes for g in graphs])
+    starts = offset + np.concatenate(([0], np.cumsum(sizes)))
+    return int(np.unique(np.concatenate([items[starts[i]:starts[i + 1]] for i in chunk.index])).size)
 
 
 def _item_chunks(graphs: Sequence[Graph], max_items: int, block_size: int | None, prefix: str,

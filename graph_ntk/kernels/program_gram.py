@@ -122,6 +122,12 @@ def program_gram(
     P.check_gaussian(program)
     symmetric = graphs2 is None
     joint = list(graphs) if symmetric else list(graphs) + list(graphs2)
+    if not joint or (graphs2 is not None and not list(graphs2)) or not list(graphs):
+        raise ValueError("graphs (and graphs2) must hold at least one graph")
+    kinds = {(g.node_labels is not None, None if g.x is None else g.x.shape[1]) for g in joint}
+    if len(kinds) > 1:
+        raise ValueError("every graph must carry the same node information (node_labels, features x of one "
+                         "width, or both); these graphs mix " + ", ".join(sorted(map(str, kinds))))
     has_labels = joint[0].node_labels is not None and num_tags is not None
     keys, _ = node_features(joint, num_tags)
     part = feature_partition(keys)
