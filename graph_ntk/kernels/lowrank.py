@@ -38,7 +38,7 @@ import scipy.sparse as sp
 
 from graph_ntk import program as P
 from graph_ntk.kernels import rules
-from graph_ntk.kernels.node_kernel import check_get, index, node_program
+from graph_ntk.kernels.node_kernel import check_dtype, check_get, index, node_program, node_space
 from graph_ntk.kernels.spaces import NodeSpace
 
 __all__ = ["LowRankNodeKernel", "lowrank_node_kernel", "select_landmarks"]
@@ -254,13 +254,7 @@ def lowrank_node_kernel(
         >>> low.block([0, 1], [2, 3, 4], get='ntk').shape
         (2, 3)
     """
-    from graph_ntk.kernels.node_kernel import node_space
-
-    program = node_program(network)
-    gets = check_get(get)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    program, gets, dtype = node_program(network), check_get(get), check_dtype(dtype)
     jitter = (1e-10 if dtype == np.float64 else 1e-5) if jitter is None else float(jitter)
     if not jitter >= 0:
         raise ValueError(f"jitter must be non-negative, got {jitter!r}")

@@ -46,6 +46,13 @@ def check_get(get: str | Sequence[str]) -> tuple[str, ...]:
     return gets
 
 
+def check_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
 def node_program(network: Any) -> P.Program:
     """The normalised layer program of a node-level network (or a program tuple)."""
     program = getattr(network, "program", network)
@@ -126,11 +133,7 @@ def exact_node_kernel(
         >>> exact_node_kernel(gcn(2), x, ei, ('nngp', 'ntk'), rows=[0], cols=[1, 2])[1].shape
         (1, 2)
     """
-    program = node_program(network)
-    gets = check_get(get)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    program, gets, dtype = node_program(network), check_get(get), check_dtype(dtype)
     space, x = node_space(x, edge_index, edge_weight)
     n, f = x.shape
     rows, cols = index(rows, n, "rows"), index(cols, n, "cols")
