@@ -88,6 +88,7 @@ def test_auto_picks_colour_only_where_it_is_exact(demo, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- bucketing
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 def test_buckets_match_one_padded_batch(shared_dir, monkeypatch):
     """Two buckets, chunks padded with repeats, mirrored blocks, and a rectangular Gram ==
     NT's batched kernel of one big padded batch."""

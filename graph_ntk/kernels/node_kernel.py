@@ -51,6 +51,7 @@ from typing import Literal, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from graph_ntk.data.graph import as_float_array
 from graph_ntk.models.node import (
     AggregateOp,
     BranchOp,
@@ -129,6 +130,17 @@ def _arccos(k: np.ndarray, d_rows: np.ndarray, d_cols: np.ndarray, ntk: np.ndarr
     k_dot = (np.pi - angle) / (2 * np.pi)
     new = root / (2 * np.pi) + k_dot * k
     return new, None if ntk is None else ntk * k_dot
+
+
+def _features(x, dtype) -> np.ndarray | sp.csr_matrix:
+    """``x`` in ``dtype`` (dense or CSR); refuses strings, complex numbers and ragged lists by name."""
+    if sp.issparse(x):
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"x must hold real-valued node features, got dtype {x.dtype}")
+        return x.astype(dtype).tocsr()
+    if not (isinstance(x, np.ndarray) and x.dtype.kind in "biuf"):
+        x = as_float_array(x, "x", "node features")
+    return np.asarray(x, dtype)
 
 
 def _check_get(get: str | Sequence[str]) -> tuple[str, ...]:
@@ -363,7 +375,7 @@ def exact_node_kernel(
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    x = x.astype(dtype).tocsr() if sp.issparse(x) else np.asarray(x, dtype)
+    x = _features(x, dtype)
     edge_index = check_node_graph(x, edge_index, edge_weight)
     n, f = x.shape
     blocked = rows is not None or cols is not None
@@ -602,7 +614,7 @@ def lowrank_node_kernel(
     jitter = (1e-10 if dtype == np.float64 else 1e-5) if jitter is None else float(jitter)
     if not jitter >= 0:
         raise ValueError(f"jitter must be non-negative, got {jitter!r}")
-    x = x.astype(dtype).tocsr() if sp.issparse(x) else np.asarray(x, dtype)
+    x = _features(x, dtype)
     edge_index = check_node_graph(x, edge_index, edge_weight)
     n, f = x.shape
     if landmarks is None:
