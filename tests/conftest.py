@@ -24,6 +24,16 @@ def x64():
         yield
 
 
+@pytest.fixture(autouse=True)
+def _keep_float64_off_globally():
+    """Undo a test that switches float64 on globally (the README example does, as users
+    should), so that it cannot leak into the tests after it."""
+    before = jax.config.jax_enable_x64
+    yield
+    if jax.config.jax_enable_x64 != before:
+        jax.config.update("jax_enable_x64", before)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():

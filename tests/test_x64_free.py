@@ -54,4 +54,4 @@ def test_hierarchical_gram_float64_without_global_x64(method):
     np.testing.assert_allclose(k64, ref, rtol=1e-7)
     k32 = gram(net, graphs, dtype="float32", progress=False)
     assert k32.dtype == np.float32
-    np.testing.assert_allclose(k32, k64, rtol=1e-4)
+    np.testing.assert_allclose(k32, k64, rtol=1e-3)  # float32 arccos near 1 on the diagonal: ~1e-4

@@ -89,8 +89,9 @@ def as_edge_index(edge_index: Any, num_nodes: int, name: str = "edge_index") -> 
         raise ValueError(f"{name} must have shape (2, num_edges) (senders, receivers), got {ei.shape}{hint}")
     lo, hi = int(ei.min()), int(ei.max())
     if lo < 0 or hi >= num_nodes:
-        raise ValueError(f"{name} refers to node {hi if hi >= num_nodes else lo}, but the graph has nodes "
-                         f"0..{num_nodes - 1}; ids must be 0-based and below num_nodes")
+        v = hi if hi >= num_nodes else lo
+        raise ValueError(f"{name} refers to node {v}, but the graph has nodes 0..{num_nodes - 1}: node id {v} is "
+                         "out of range (ids are 0-based and below num_nodes)")
     return ei
 
 
