@@ -60,6 +60,7 @@ def test_import_stays_light():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 def test_neural_tangents_core_apis_work():
     import jax
     import jax.numpy as jnp

@@ -71,6 +71,7 @@ def test_nested_cv_never_looks_at_test_labels(demo):
     assert broken.mean == pytest.approx(0.0, abs=0.1)  # a classifier this good now scores ~0
 
 
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 def test_gp_scores_match_neural_tangents(demo):
     ds, K = demo
     train, test = ds.folds[0]

@@ -16,6 +16,7 @@ def mutag(shared_dir):
     return load_gin(shared_dir / "datasets" / "gin", "MUTAG")
 
 
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 @pytest.mark.parametrize("aggregation,jk,name", FIXTURES)
 def test_stax_preset_reproduces_reference_fixture(mutag, shared_dir, aggregation, jk, name):
     ref = np.load(shared_dir / "fixtures" / f"gntk_MUTAG_{name}.npy")

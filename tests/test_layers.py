@@ -35,6 +35,7 @@ def network(norm, implementation, readout=GlobalSumPool):
     )
 
 
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 @pytest.mark.parametrize("norm", NORMS)
 def test_dense_and_sparse_agree(norm):
     graphs = random_graphs(0, [5, 8, 3, 7])
@@ -98,6 +99,7 @@ def test_hand_derived_one_layer_kernel():
                                (cm.T @ (x @ x.T / 2) @ cm).mean(), atol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 def test_gcn_normalisation_matches_numpy():
     g = random_graphs(4, [6], weighted=False)[0]
     b = GraphBatch.from_graphs([g])
@@ -136,6 +138,7 @@ def test_padded_nodes_never_leak_in_finite_network():
                                apply_fn(params, padded.x, **padded.apply_kwargs()), atol=1e-10)
 
 
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 @pytest.mark.parametrize("norm", NORMS)
 def test_gram_is_symmetric_psd(norm):
     graphs = random_graphs(7, [3, 5, 8, 6, 4, 7, 5, 9])

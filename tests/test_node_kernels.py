@@ -33,7 +33,6 @@ def aggregation_operator(ei, n, normalization, self_loops, w=None):
     return space.aggregation_maps(normalization, self_loops, None)[0]
 from graph_ntk.node_inference import gp_posterior_mean, node_gp, node_gp_classify, node_gp_select
 
-jax.config.update("jax_enable_x64", True)
 # NT warns on every FanIn that it cannot verify branch independence; the presets ensure it
 # (and the Monte-Carlo tests check it).
 pytestmark = pytest.mark.filterwarnings("ignore:`FanIn` layers assume independent inputs")
@@ -135,6 +134,7 @@ def test_other_presets_nngp_match_monte_carlo(small, name):
 
 
 # ----------------------------------------------------------------- (b) hand-computed cases
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 def test_one_layer_gcn_on_a_path_by_hand():
     x = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 1.0], [3.0, 1.0, 0.0]])
     ei = np.array([[0, 1, 1, 2], [1, 0, 2, 1]])
@@ -165,6 +165,7 @@ def test_relu_layer_by_hand():
 
 
 # ----------------------------------------------------------------- (c) GCN normalisation
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 @pytest.mark.parametrize("weighted", [False, True])
 def test_gcn_normalisation_matches_dense_reference(small, weighted):
     _, ei = small
@@ -182,6 +183,7 @@ def test_gcn_normalisation_matches_dense_reference(small, weighted):
 
 
 # ----------------------------------------------------------------- (d) scipy recursion == stax
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_exact_recursion_equals_stax(small, name):
     x, ei = small
@@ -196,6 +198,7 @@ def test_exact_recursion_equals_stax(small, name):
         np.testing.assert_allclose(g, w[np.ix_(rows, cols)], rtol=1e-8, atol=1e-8 * np.abs(w).max())
 
 
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 def test_exact_recursion_weighted_sparse_float32(small):
     x, ei = small
     x = sp.csr_matrix(np.where(x > 0.5, x, 0.0))
@@ -270,6 +273,7 @@ def test_lowrank_blocks_and_landmarks(medium):
 
 
 # ----------------------------------------------------------------- GP
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 def test_gp_mean_matches_neural_tangents_gp_inference():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(30, 30))

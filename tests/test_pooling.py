@@ -160,6 +160,7 @@ def structure_net(method, options, width=64):
                        StructurePool(method, then, **options))
 
 
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 @pytest.mark.parametrize("method,options", METHODS)
 def test_structure_pool_apply_equals_network_on_precoarsened_graph(method, options):
     graphs = random_graphs(4, [6, 8, 5])
@@ -179,6 +180,7 @@ def test_structure_pool_apply_equals_network_on_precoarsened_graph(method, optio
     np.testing.assert_allclose(jitted(batch.x, batch.adjacency, batch.node_mask), out, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 def test_padding_does_not_change_the_pooled_kernel():
     graphs = random_graphs(5, [5, 7])
     tight, loose = GraphBatch.from_graphs(graphs), GraphBatch.from_graphs(graphs, n_max=12)
@@ -339,6 +341,7 @@ def check_rows(pooled, b, ref_x, ref_a=None):
 
 @pytest.mark.parametrize("ratio,min_score,nonlinearity", [(0.5, None, "tanh"), (3, None, "sigmoid"),
                                                           (0.5, 0.15, "tanh")])
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 def test_topk_pooling_matches_formula(ratio, min_score, nonlinearity):
     graphs, x, a, mask = learned_batch()
     layer = TopKPooling(ratio, min_score=min_score, multiplier=2.0, nonlinearity=nonlinearity)
@@ -384,6 +387,7 @@ def np_sag_scores(params, x, a, gnn):
     return out + 0.1 * float(bias[0])
 
 
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 @pytest.mark.parametrize("gnn", ["gcn", "gat", "sage"])
 def test_sag_pooling_matches_formula(gnn):
     graphs, x, a, mask = learned_batch()
@@ -396,6 +400,7 @@ def test_sag_pooling_matches_formula(gnn):
     assert_invariant(pooled.x, pooled.adjacency)
 
 
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 def test_diffpool_matches_formula_and_losses():
     graphs, x, a, mask = learned_batch()
     params, _ = init(DiffPool(3, channels=4, activation="relu"))
@@ -418,6 +423,7 @@ def np_sym(a):
     return inv[:, None] * a * inv[None, :]
 
 
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 @pytest.mark.parametrize("name", ["mincut", "dmon", "justbalance", "acc"])
 def test_mlp_cluster_pools_match_formulas_and_losses(name):
     layer_cls, pool_fn = {"mincut": (MinCutPool, mincut_pool), "dmon": (DMoNPool, dmon_pool),
@@ -483,6 +489,7 @@ def np_sparsemax(z):
     return np.maximum(z - (lo + hi) / 2, 0)
 
 
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 @pytest.mark.parametrize("shortest_path_reg", [True, False])
 def test_lapool_matches_formula(shortest_path_reg):
     graphs, x, a, mask = learned_batch()
@@ -507,6 +514,7 @@ def test_lapool_matches_formula(shortest_path_reg):
     np.testing.assert_allclose(out, pooled.x, rtol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 def test_readout_pools_match_formulas():
     graphs, x, a, mask = learned_batch()
     gap, gas, sort = GlobalAttentionPool(4), GlobalAttnSumPool(), SortPool(6)
@@ -524,6 +532,7 @@ def test_readout_pools_match_formulas():
     assert_invariant(out_gap, out_gas, out_sort)
 
 
+@pytest.mark.usefixtures("x64")  # checked to float64 precision
 def test_mem_pooling_matches_formula_and_kl_loss():
     graphs, x, a, mask = learned_batch()
     tau, heads, k = 0.7, 2, 3

@@ -26,14 +26,35 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from graph_ntk.data.graph import Graph
+from graph_ntk.data.graph import Graph, as_count, as_edge_index, as_float_array, check_finite
+
+#: Widest one-hot encoding accepted. Integer tags this large are almost always raw ids
+#: (atom numbers, database keys) that should have been renumbered; the one-hot features
+#: would cost num_nodes * num_tags floats per graph.
+MAX_NUM_TAGS = 1 << 16
+
 
 def one_hot(labels: np.ndarray, num_tags: int) -> np.ndarray:
-    """One-hot rows for integer node labels in ``[0, num_tags)``."""
+    """One-hot rows for integer node labels in ``[0, num_tags)``.
+
+    Example:
+        >>> one_hot(np.array([1, 0]), 2).tolist()
+        [[0.0, 1.0], [1.0, 0.0]]
+    """
+    num_tags = as_count(num_tags, "num_tags")
     labels = np.asarray(labels)
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"node labels must be integer tags, got dtype {labels.dtype}")
     if labels.size and (labels.min() < 0 or labels.max() >= num_tags):
-        raise ValueError(f"node labels must lie in [0, {num_tags}), got range [{labels.min()}, {labels.max()}]")
-    return np.eye(num_tags)[labels]
+        raise ValueError(f"node labels must lie in [0, {num_tags}), got range [{labels.min()}, {labels.max()}]: "
+                         "raise num_tags or renumber the labels")
+    if num_tags > MAX_NUM_TAGS:
+        raise ValueError(f"num_tags={num_tags} asks for one-hot node features {num_tags} wide (at most "
+                         f"{MAX_NUM_TAGS}); renumber the node labels to 0..T-1 with T the number of distinct "
+                         "tags (np.unique(labels, return_inverse=True)) or pass them as features x")
+    out = np.zeros((labels.size, num_tags))
+    out[np.arange(labels.size), labels.reshape(-1)] = 1.0
+    return out.reshape(labels.shape + (num_tags,))
 
 
 def _node_features(g: Graph, num_tags: int | None) -> np.ndarray:
@@ -86,29 +107,45 @@ class GraphBatch:
     def __post_init__(self) -> None:
         if (self.adjacency is None) == (self.edges is None):
             raise ValueError("give exactly one of adjacency (dense) or edges (sparse)")
-        x = np.asarray(self.x)
+        x = as_float_array(self.x, "x", "node features")
         if x.ndim != 3:
             raise ValueError(f"x must have shape (graphs, nodes, features), got {x.shape}")
+        check_finite(x, "x", "clean or impute the node features first")
         b, n, _ = x.shape
         n_nodes = np.asarray(self.n_nodes)
-        if n_nodes.shape != (b,) or (n_nodes < 1).any() or (n_nodes > n).any():
+        if n_nodes.shape != (b,) or not np.issubdtype(n_nodes.dtype, np.integer):
+            raise ValueError(f"n_nodes must be {b} integer node counts (one per graph), got {n_nodes!r}")
+        if (n_nodes < 1).any() or (n_nodes > n).any():
             raise ValueError(f"n_nodes must be {b} counts in [1, {n}], got {n_nodes!r}")
         t = self.num_edge_types
         if t is not None and (self.edges is not None) != (self.edge_type is not None):
             raise ValueError("with num_edge_types, give adjacency (B, T, N, N) or edges with edge_type (B, E)")
         if t is None and self.edge_type is not None:
             raise ValueError("edge_type needs num_edge_types (the number T of edge types)")
-        want = (b, n, n) if t is None else (b, t, n, n)
-        if self.adjacency is not None and np.shape(self.adjacency) != want:
-            raise ValueError(f"adjacency must have shape {want}, got {np.shape(self.adjacency)}")
+        if self.adjacency is not None:
+            want = (b, n, n) if t is None else (b, t, n, n)
+            adj = as_float_array(self.adjacency, "adjacency", "arc weights")
+            if adj.shape != want:
+                raise ValueError(f"adjacency must have shape {want}, got {adj.shape}")
+            check_finite(adj, "adjacency", "give every arc a finite weight")
         if self.edges is not None:
             e = np.asarray(self.edges)
             if e.ndim != 3 or e.shape[0] != b or e.shape[2] != 2:
                 raise ValueError(f"edges must have shape ({b}, num_edges, 2), got {e.shape}")
-            if self.edge_weight is not None and np.shape(self.edge_weight) != e.shape[:2]:
-                raise ValueError(f"edge_weight must have shape {e.shape[:2]}, got {np.shape(self.edge_weight)}")
+            if e.size and not np.issubdtype(e.dtype, np.integer):
+                raise TypeError(f"edges must hold integer node ids (-1 for padding), got dtype {e.dtype}")
+            if e.size and (e.min() < -1 or e.max() >= n):
+                raise ValueError(f"edges must hold node ids in 0..{n - 1} or -1 for padding, got range "
+                                 f"[{e.min()}, {e.max()}]")
+            if self.edge_weight is not None:
+                w = as_float_array(self.edge_weight, "edge_weight", "arc weights")
+                if w.shape != e.shape[:2]:
+                    raise ValueError(f"edge_weight must have shape {e.shape[:2]}, got {w.shape}")
+                check_finite(w, "edge_weight", "give every arc a finite weight")
             if self.edge_type is not None and np.shape(self.edge_type) != e.shape[:2]:
                 raise ValueError(f"edge_type must have shape {e.shape[:2]}, got {np.shape(self.edge_type)}")
+        elif self.edge_weight is not None:
+            raise ValueError("edge_weight goes with edges (sparse); a dense batch keeps the weights in adjacency")
 
     @property
     def num_graphs(self) -> int:
@@ -158,22 +195,37 @@ class GraphBatch:
         ``(B, E)`` ``edge_type`` array (sparse), for ``Aggregate(edge_types=T)``; without it
         edge types are ignored.
         """
-        graphs = list(graphs)
+        if isinstance(graphs, Graph):
+            raise TypeError("graphs must be a sequence of graph_ntk.Graph, got a single Graph; wrap it in a list")
+        try:
+            graphs = list(graphs)
+        except TypeError:
+            raise TypeError(f"graphs must be a sequence of graph_ntk.Graph, got {type(graphs).__name__}") from None
         if not graphs:
             raise ValueError("graphs is empty: give at least one graph")
         for i, g in enumerate(graphs):
             if not isinstance(g, Graph):
                 raise TypeError(f"graphs[{i}] is a {type(g).__name__}, expected graph_ntk.Graph")
-        if num_tags is None and any(g.node_labels is not None for g in graphs) and all(g.x is None for g in graphs):
-            num_tags = 1 + max(int(g.node_labels.max()) for g in graphs)
+        if num_tags is not None:
+            num_tags = as_count(num_tags, "num_tags")
+        labelled = [g for g in graphs if g.node_labels is not None]
+        if num_tags is None and labelled and all(g.x is None for g in graphs):
+            num_tags = 1 + max(int(g.node_labels.max()) for g in labelled)
         sizes = np.array([g.num_nodes for g in graphs])
-        n = int(sizes.max()) if n_max is None else int(n_max)
+        n = int(sizes.max()) if n_max is None else as_count(n_max, "n_max")
         if n < sizes.max():
             raise ValueError(f"n_max={n_max} is smaller than the largest graph ({sizes.max()} nodes)")
-        feats = [_node_features(g, num_tags) for g in graphs]
+        feats = []
+        for i, g in enumerate(graphs):
+            try:
+                feats.append(_node_features(g, num_tags))
+            except ValueError as err:
+                raise ValueError(f"graphs[{i}]: {err}") from None
         f = feats[0].shape[1]
-        if any(v.shape[1] != f for v in feats):
-            raise ValueError("graphs have different numbers of node features")
+        bad = [i for i, v in enumerate(feats) if v.shape[1] != f]
+        if bad:
+            raise ValueError(f"graphs[{bad[0]}] has {feats[bad[0]].shape[1]} node features but graphs[0] has {f}: "
+                             "give every graph the same kind of node information (labels, x, or both)")
         x = np.zeros((len(graphs), n, f))
         for b, v in enumerate(feats):
             x[b, : len(v)] = v
@@ -191,7 +243,7 @@ class GraphBatch:
                 w = g.edge_weight if g.edge_weight is not None else 1.0
                 np.add.at(adj[b], (types[b], g.edge_index[0], g.edge_index[1]), w)
             return cls(x, sizes, adjacency=adj, num_edge_types=num_edge_types)
-        e = max(g.num_edges for g in graphs) if e_max is None else int(e_max)
+        e = max(g.num_edges for g in graphs) if e_max is None else as_count(e_max, "e_max", 0)
         if e < max(g.num_edges for g in graphs):
             raise ValueError(f"e_max={e_max} is smaller than the largest edge count")
         edges = -np.ones((len(graphs), max(e, 1), 2), dtype=np.int32)
@@ -220,22 +272,25 @@ class GraphBatch:
         ``x`` is ``(total_nodes, F)``, ``edge_index`` ``(2, total_arcs)`` with global node
         ids, ``batch`` ``(total_nodes,)`` the graph of each node (sorted, 0..B-1).
         """
-        x = np.asarray(x, dtype=np.float64)
-        batch = np.asarray(batch)
-        ei = np.asarray(edge_index)
+        x = as_float_array(x, "x", "node features")
         if x.ndim != 2:
             raise ValueError(f"x must have shape (total_nodes, features), got {x.shape}")
+        check_finite(x, "x", "clean or impute the node features first")
+        batch = np.asarray(batch)
         if batch.shape != (x.shape[0],):
             raise ValueError(f"batch must give one graph id per node ({x.shape[0]}), got shape {batch.shape}")
         if batch.size == 0:
             raise ValueError("batch is empty: give at least one graph")
+        if not np.issubdtype(batch.dtype, np.integer):
+            raise TypeError(f"batch must hold integer graph ids, got dtype {batch.dtype}")
         if (np.diff(batch) < 0).any() or batch.min() != 0:
             raise ValueError("batch must be sorted graph ids starting at 0 (as PyG's Batch.batch)")
-        if ei.ndim != 2 or ei.shape[0] != 2:
-            raise ValueError(f"edge_index must have shape (2, num_edges), got {ei.shape}")
-        if ei.size and (ei.min() < 0 or ei.max() >= x.shape[0]):
-            raise ValueError(f"edge_index holds node id {ei.max() if ei.max() >= x.shape[0] else ei.min()}, "
-                             f"outside 0..{x.shape[0] - 1}")
+        ei = as_edge_index(edge_index, x.shape[0])
+        if edge_weight is not None:
+            edge_weight = as_float_array(edge_weight, "edge_weight", "arc weights")
+            if edge_weight.shape != (ei.shape[1],):
+                raise ValueError(f"edge_weight must have one value per arc ({ei.shape[1]}), got shape "
+                                 f"{edge_weight.shape}")
         if ei.size and (batch[ei[0]] != batch[ei[1]]).any():
             raise ValueError("edge_index has arcs between different graphs of batch")
         counts = np.bincount(batch)
@@ -246,7 +301,7 @@ class GraphBatch:
         for b in range(len(counts)):
             sel = batch[ei[0]] == b if ei.size else np.zeros(0, bool)
             graphs.append(Graph(int(counts[b]), ei[:, sel] - starts[b], x=x[starts[b]:starts[b + 1]],
-                                edge_weight=None if edge_weight is None else np.asarray(edge_weight)[sel]))
+                                edge_weight=None if edge_weight is None else edge_weight[sel]))
         return cls.from_graphs(graphs, sparse=sparse)
 
     @classmethod

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from graph_ntk.data.graph import Graph
+from graph_ntk.data.graph import Graph, as_float_array, check_finite
 
 
 def graph_from_networkx(g: Any, *, node_attr: str | None = None, weight: str | None = None) -> Graph:
@@ -21,13 +21,18 @@ def graph_from_networkx(g: Any, *, node_attr: str | None = None, weight: str | N
         >>> graph_from_networkx(nx.path_graph(3)).num_edges
         4
     """
+    if not (hasattr(g, "nodes") and hasattr(g, "edges") and hasattr(g, "is_directed")):
+        raise TypeError(f"g must be a networkx graph, got {type(g).__name__}")
+    for name, value in (("node_attr", node_attr), ("weight", weight)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be the name of an attribute (a string) or None, got {value!r}")
     nodes = list(g.nodes)
     if not nodes:
         raise ValueError("the networkx graph has no nodes: empty graphs have no kernel")
     index = {v: i for i, v in enumerate(nodes)}
     arcs, weights = [], []
     for u, v, data in g.edges(data=True):
-        w = float(data.get(weight, 1.0)) if weight else 1.0
+        w = _number(data.get(weight, 1.0), f"edge attribute weight={weight!r} of edge ({u!r}, {v!r})") if weight else 1.0
         arcs.append((index[u], index[v]))
         weights.append(w)
         if not g.is_directed() and u != v:
@@ -46,7 +51,11 @@ def graph_from_networkx(g: Any, *, node_attr: str | None = None, weight: str | N
         if all(isinstance(val, (int, np.integer)) and not isinstance(val, bool) for val in values):
             labels = np.array(values, dtype=np.int64)
         else:
-            x = np.array(values, dtype=np.float64).reshape(len(nodes), -1)
+            try:
+                x = np.array(values, dtype=np.float64).reshape(len(nodes), -1)
+            except (TypeError, ValueError):
+                raise TypeError(f"node_attr={node_attr!r} must hold an integer tag or a number/vector of the "
+                                f"same length on every node; node {nodes[0]!r} has {values[0]!r}") from None
     return Graph(len(nodes), edge_index, node_labels=labels, x=x, edge_weight=edge_weight)
 
 
@@ -61,13 +70,31 @@ def graph_from_scipy(adjacency: Any, features: np.ndarray | None = None) -> Grap
     """
     import scipy.sparse as sp
 
+    if not sp.issparse(adjacency):
+        adjacency = as_float_array(adjacency, "adjacency", "arc weights")
+        if adjacency.ndim != 2:
+            raise ValueError(f"adjacency must be a square 2-D matrix, got shape {adjacency.shape}")
+    elif adjacency.dtype.kind not in "biuf":
+        raise TypeError(f"adjacency must hold real arc weights, got dtype {adjacency.dtype}")
     a = sp.coo_matrix(adjacency)
     if a.shape[0] != a.shape[1]:
         raise ValueError(f"adjacency must be square, got shape {a.shape}")
-    if features is not None and np.shape(features)[0] != a.shape[0]:
-        raise ValueError(f"features has {np.shape(features)[0]} rows but adjacency has {a.shape[0]} nodes")
+    if a.shape[0] == 0:
+        raise ValueError("adjacency is 0 x 0: empty graphs have no kernel")
+    x = None
+    if features is not None:
+        x = as_float_array(features, "features", "node features")
+        if x.ndim != 2 or x.shape[0] != a.shape[0]:
+            raise ValueError(f"features must have shape ({a.shape[0]}, num_features) (one row per node of "
+                             f"adjacency), got {x.shape}")
     w = a.data.astype(np.float64)
+    check_finite(w, "adjacency", "give every arc a finite weight")
     weighted = not np.all(w == 1.0)
-    return Graph(a.shape[0], np.stack([a.row, a.col]).astype(np.int64),
-                 x=None if features is None else np.asarray(features, dtype=np.float64),
-                 edge_weight=w if weighted else None)
+    return Graph(a.shape[0], np.stack([a.row, a.col]).astype(np.int64), x=x, edge_weight=w if weighted else None)
+
+
+def _number(value: Any, what: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a number, got {value!r}") from None

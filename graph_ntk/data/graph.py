@@ -3,9 +3,96 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
+
+
+# --------------------------------------------------------------------------- input checks
+# Shared by Graph, GraphBatch, the converters and the node-level kernels, so that every bad
+# input gets the same one-line message naming the argument.
+def as_count(value: Any, name: str, minimum: int = 1) -> int:
+    """``value`` as a Python int >= ``minimum``; bools, floats (2.7 is not 2) and strings are refused.
+
+    Example:
+        >>> as_count(np.int32(3), "num_nodes")
+        3
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})"
+                        + ("; round it explicitly if that is meant" if isinstance(value, (float, np.floating)) else ""))
+    if value < minimum:
+        why = ": empty graphs have no kernel" if name == "num_nodes" else ""
+        raise ValueError(f"{name} must be at least {minimum}, got {value}{why}")
+    return int(value)
+
+
+def _as_array(value: Any, name: str, what: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError):
+        # numpy refuses lists of unequal lengths ("inhomogeneous shape").
+        raise ValueError(f"{name} must be a rectangular array of {what}, got rows of unequal lengths "
+                         f"(a ragged list)") from None
+    if arr.dtype == object:
+        raise TypeError(f"{name} must be an array of {what}, got Python objects (a ragged list or mixed types)")
+    return arr
+
+
+def as_float_array(value: Any, name: str, what: str) -> np.ndarray:
+    """``value`` as a float64 array; strings, booleans, complex numbers and ragged lists are refused.
+
+    Example:
+        >>> as_float_array([[1, 2]], "x", "node features").dtype
+        dtype('float64')
+    """
+    if hasattr(value, "toarray") and hasattr(value, "nnz"):
+        raise TypeError(f"{name} must be a dense array of {what}, got a scipy sparse matrix; use .toarray()")
+    arr = _as_array(value, name, what)
+    if arr.dtype.kind not in "biuf":
+        kind = {"U": "strings", "S": "bytes", "c": "complex numbers"}.get(arr.dtype.kind, str(arr.dtype))
+        raise TypeError(f"{name} must hold real numbers ({what}), got {kind} (dtype {arr.dtype}); "
+                        "convert them to floats first")
+    return arr.astype(np.float64)
+
+
+def _as_integers(value: Any, name: str, what: str) -> np.ndarray:
+    arr = _as_array(value, name, what)
+    if arr.size == 0:
+        return arr.astype(np.int64)
+    if arr.dtype.kind not in "iu":
+        hint = "; cast with .astype(int) if they are whole numbers" if arr.dtype.kind == "f" else ""
+        raise TypeError(f"{name} must hold {what}, got dtype {arr.dtype}{hint}")
+    return arr.astype(np.int64)
+
+
+def check_finite(arr: np.ndarray, name: str, fix: str) -> None:
+    """Refuse NaN / infinite entries, naming the first one."""
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} contains NaN or infinite values (first at index {where}); {fix}")
+
+
+def as_edge_index(edge_index: Any, num_nodes: int, name: str = "edge_index") -> np.ndarray:
+    """A ``(2, E)`` int64 array of arcs between nodes ``0..num_nodes-1``, or a one-line error.
+
+    Example:
+        >>> as_edge_index([[0, 1], [1, 0]], 2).dtype
+        dtype('int64')
+    """
+    ei = _as_integers(edge_index, name, "integer node ids")
+    if ei.size == 0:
+        return np.zeros((2, 0), dtype=np.int64)
+    if ei.ndim != 2 or ei.shape[0] != 2:
+        hint = "; transpose it (edge_index.T)" if ei.ndim == 2 and ei.shape[1] == 2 else ""
+        raise ValueError(f"{name} must have shape (2, num_edges) (senders, receivers), got {ei.shape}{hint}")
+    lo, hi = int(ei.min()), int(ei.max())
+    if lo < 0 or hi >= num_nodes:
+        v = hi if hi >= num_nodes else lo
+        raise ValueError(f"{name} refers to node {v}, but the graph has nodes 0..{num_nodes - 1}: node id {v} is "
+                         "out of range (ids are 0-based and below num_nodes)")
+    return ei
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,53 +119,37 @@ class Graph:
     edge_type: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        n = int(self.num_nodes)
-        if n < 1:
-            raise ValueError(f"num_nodes must be at least 1, got {self.num_nodes}: empty graphs have no kernel")
-        ei = np.asarray(self.edge_index)
-        if ei.size == 0:
-            ei = np.zeros((2, 0), dtype=np.int64)
-        if ei.ndim != 2 or ei.shape[0] != 2:
-            raise ValueError(f"edge_index must have shape (2, num_edges), got {ei.shape}")
-        if not np.issubdtype(ei.dtype, np.integer):
-            raise TypeError(f"edge_index must hold integer node ids, got dtype {ei.dtype}")
-        if ei.size and (ei.min() < 0 or ei.max() >= n):
-            raise ValueError(
-                f"edge_index refers to node {int(ei.max()) if ei.max() >= n else int(ei.min())}, "
-                f"but the graph has nodes 0..{n - 1}"
-            )
+        n = as_count(self.num_nodes, "num_nodes")
+        ei = as_edge_index(self.edge_index, n)
         object.__setattr__(self, "num_nodes", n)
-        object.__setattr__(self, "edge_index", ei.astype(np.int64))
+        object.__setattr__(self, "edge_index", ei)
         if self.node_labels is not None:
-            lab = np.asarray(self.node_labels)
-            if lab.shape != (n,) or not np.issubdtype(lab.dtype, np.integer):
-                raise ValueError(f"node_labels must be {n} integers, got shape {lab.shape}, dtype {lab.dtype}")
+            lab = _as_integers(self.node_labels, "node_labels", "integer tags 0..num_tags-1")
+            if lab.shape != (n,):
+                raise ValueError(f"node_labels must be {n} integers (one per node), got shape {lab.shape}")
             if lab.size and lab.min() < 0:
                 raise ValueError(f"node_labels must be non-negative integer tags, got {int(lab.min())}; "
                                  "renumber them to 0..num_tags-1")
-            object.__setattr__(self, "node_labels", lab.astype(np.int64))
+            object.__setattr__(self, "node_labels", lab)
         if self.x is not None:
-            x = np.asarray(self.x, dtype=np.float64)
+            x = as_float_array(self.x, "x", "node features")
             if x.ndim != 2 or x.shape[0] != n:
                 raise ValueError(f"x must have shape ({n}, num_features), got {x.shape}")
-            if not np.all(np.isfinite(x)):
-                raise ValueError("x contains NaN or infinite values; clean or impute the node features first")
+            check_finite(x, "x", "clean or impute the node features first")
             object.__setattr__(self, "x", x)
         if self.edge_weight is not None:
-            w = np.asarray(self.edge_weight, dtype=np.float64)
+            w = as_float_array(self.edge_weight, "edge_weight", "arc weights")
             if w.shape != (ei.shape[1],):
                 raise ValueError(f"edge_weight must have one value per arc ({ei.shape[1]}), got shape {w.shape}")
-            if not np.all(np.isfinite(w)):
-                raise ValueError("edge_weight contains NaN or infinite values")
+            check_finite(w, "edge_weight", "give every arc a finite weight")
             object.__setattr__(self, "edge_weight", w)
         if self.edge_type is not None:
-            et = np.asarray(self.edge_type)
-            if et.shape != (ei.shape[1],) or not np.issubdtype(et.dtype, np.integer):
-                raise ValueError(f"edge_type must be one integer per arc ({ei.shape[1]}), got shape {et.shape}, "
-                                 f"dtype {et.dtype}")
+            et = _as_integers(self.edge_type, "edge_type", "integer arc types")
+            if et.shape != (ei.shape[1],):
+                raise ValueError(f"edge_type must be one integer per arc ({ei.shape[1]}), got shape {et.shape}")
             if et.size and et.min() < 0:
                 raise ValueError(f"edge_type must hold non-negative integer types, got {int(et.min())}")
-            object.__setattr__(self, "edge_type", et.astype(np.int64))
+            object.__setattr__(self, "edge_type", et)
 
     @property
     def num_edges(self) -> int:
@@ -102,11 +173,36 @@ class GraphDataset:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a string, got {type(self.name).__name__}")
+        if isinstance(self.graphs, Graph) or not isinstance(self.graphs, Sequence):
+            raise TypeError(f"graphs must be a list of graph_ntk.Graph, got {type(self.graphs).__name__}")
+        self.graphs = list(self.graphs)
         if len(self.graphs) == 0:
-            raise ValueError(f"dataset {self.name!r} has no graphs")
-        self.y = np.asarray(self.y)
+            raise ValueError(f"dataset {self.name!r} has no graphs: give at least one Graph")
+        for i, g in enumerate(self.graphs):
+            if not isinstance(g, Graph):
+                raise TypeError(f"graphs[{i}] is a {type(g).__name__}, expected graph_ntk.Graph; "
+                                "convert it first (e.g. graph_from_networkx)")
+        try:
+            self.y = np.asarray(self.y)
+        except ValueError:
+            raise ValueError("y must be one class label per graph, got a ragged list") from None
         if self.y.shape != (len(self.graphs),):
             raise ValueError(f"y must have one label per graph ({len(self.graphs)}), got shape {self.y.shape}")
+        if self.num_tags is not None:
+            self.num_tags = as_count(self.num_tags, "num_tags")
+            top = max((int(g.node_labels.max()) for g in self.graphs if g.node_labels is not None), default=-1)
+            if top >= self.num_tags:
+                raise ValueError(f"num_tags={self.num_tags} but a graph has node label {top}; node labels must "
+                                 "lie in 0..num_tags-1: raise num_tags or renumber the labels")
+        if self.folds is not None:
+            folds = []
+            for k, fold in enumerate(self.folds):
+                if not isinstance(fold, (tuple, list)) or len(fold) != 2:
+                    raise TypeError(f"folds[{k}] must be a (train_idx, test_idx) pair")
+                folds.append(tuple(self._indices(part, f"folds[{k}][{j}]") for j, part in enumerate(fold)))
+            self.folds = folds
 
     def __len__(self) -> int:
         return len(self.graphs)
@@ -114,7 +210,31 @@ class GraphDataset:
     def __getitem__(self, i: int) -> Graph:
         return self.graphs[i]
 
+    def _indices(self, index: Any, name: str) -> np.ndarray:
+        """0-based graph indices (or a boolean mask over the graphs) as int64, range-checked."""
+        idx = _as_array(index, name, "graph indices")
+        n = len(self.graphs)
+        if idx.dtype == bool:
+            if idx.shape != (n,):
+                raise ValueError(f"{name} is a boolean mask of shape {idx.shape}, expected ({n},)")
+            return np.flatnonzero(idx)
+        idx = _as_integers(idx, name, "integer graph indices")
+        if idx.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D sequence of graph indices, got shape {idx.shape}")
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
+            raise ValueError(f"{name} holds graph index {bad}, outside 0..{n - 1} (the dataset has {n} graphs)")
+        return idx
+
     def subset(self, index: Sequence[int]) -> "GraphDataset":
-        """The graphs and labels at ``index`` (folds are dropped)."""
-        index = np.asarray(index, dtype=np.int64)
+        """The graphs and labels at ``index`` (0-based indices or a boolean mask; folds are dropped).
+
+        Example:
+            >>> g = Graph(1, np.zeros((2, 0), int), x=np.ones((1, 1)))
+            >>> len(GraphDataset("d", [g, g, g], np.array([0, 1, 0])).subset([0, 2]))
+            2
+        """
+        index = self._indices(index, "index")
+        if index.size == 0:
+            raise ValueError("index is empty: a subset needs at least one graph")
         return GraphDataset(self.name, [self.graphs[i] for i in index], self.y[index], None, self.num_tags, dict(self.meta))

@@ -6,7 +6,7 @@ Example:
     40
 """
 
-from graph_ntk.datasets._errors import DatasetFormatError
+from graph_ntk.datasets._errors import DatasetFormatError, DatasetNotFoundError
 from graph_ntk.datasets.download import download_tu
 from graph_ntk.datasets.gin import load_gin, read_gin_folds
 from graph_ntk.datasets.planetoid import PlanetoidData, load_planetoid
@@ -14,6 +14,7 @@ from graph_ntk.datasets.tu import load_tu
 
 __all__ = [
     "DatasetFormatError",
+    "DatasetNotFoundError",
     "PlanetoidData",
     "download_tu",
     "load_gin",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import difflib
 import lzma
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 
 __all__ = [
     "DatasetFormatError",
+    "DatasetNotFoundError",
     "Lines",
     "dataset_dir",
     "missing_file",
@@ -57,6 +59,18 @@ class DatasetFormatError(ValueError):
         super().__init__(f"{where}: {' '.join(str(message).split())}")
 
 
+class DatasetNotFoundError(FileNotFoundError, ValueError):
+    """A missing dataset folder or file: a ``FileNotFoundError`` that is also a ``ValueError``.
+
+    A wrong ``root``/``name`` is a bad argument like any other, so code that catches the
+    library's bad-input errors (``ValueError``) catches this one too.
+
+    Example:
+        >>> issubclass(DatasetNotFoundError, ValueError) and issubclass(DatasetNotFoundError, FileNotFoundError)
+        True
+    """
+
+
 def missing_file(path: str | Path, what: str) -> FileNotFoundError:
     """A one-line ``FileNotFoundError`` for a required file, saying what the file holds.
 
@@ -64,7 +78,7 @@ def missing_file(path: str | Path, what: str) -> FileNotFoundError:
         >>> str(missing_file("d/ind.pubmed.allx", "features of all non-test nodes"))
         'd/ind.pubmed.allx: file not found (features of all non-test nodes)'
     """
-    err = FileNotFoundError(f"{path}: file not found ({what})")
+    err = DatasetNotFoundError(f"{path}: file not found ({what})")
     return err
 
 
@@ -90,13 +104,20 @@ def dataset_dir(root: str | Path, name: str, *, kind: str, is_dataset: Callable[
     Example:
         >>> dataset_dir("/nonexistent", "MUTAG", kind="TU", is_dataset=lambda p: True)
         Traceback (most recent call last):
-        FileNotFoundError: dataset root /nonexistent does not exist
+        graph_ntk.datasets._errors.DatasetNotFoundError: dataset root /nonexistent does not exist (root= should be the folder holding one sub-folder per TU dataset)
     """
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
+    if not isinstance(root, (str, os.PathLike)) or isinstance(root, str) and not root:
+        raise TypeError(f"root must be the path of the folder holding the {kind} datasets (a str or "
+                        f"pathlib.Path), got {root!r}")
+    if not isinstance(name, str):
+        raise TypeError(f"name must be the dataset name (a str, e.g. 'MUTAG'), got {name!r}")
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
         raise ValueError(f"invalid dataset name {name!r}: give the name of a sub-folder of the dataset root")
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"dataset root {root} does not exist")
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DatasetNotFoundError(f"dataset root {root} {what} (root= should be the folder holding one "
+                                   f"sub-folder per {kind} dataset)")
     folder = root / name
     if folder.is_dir():
         return folder
@@ -122,7 +143,7 @@ def dataset_dir(root: str | Path, name: str, *, kind: str, is_dataset: Callable[
             elsewhere = []
         if elsewhere:
             msg += f"; it exists under {elsewhere[0]}, pass that as root"
-    raise FileNotFoundError(msg)
+    raise DatasetNotFoundError(msg)
 
 
 def read_bytes(path: Path, what: str) -> bytes:
@@ -131,7 +152,7 @@ def read_bytes(path: Path, what: str) -> bytes:
     Example:
         >>> read_bytes(Path("/nonexistent/X_A.txt"), "edge list")
         Traceback (most recent call last):
-        FileNotFoundError: /nonexistent/X_A.txt: file not found (edge list)
+        graph_ntk.datasets._errors.DatasetNotFoundError: /nonexistent/X_A.txt: file not found (edge list)
     """
     try:
         if path.suffix == ".xz":
@@ -139,7 +160,7 @@ def read_bytes(path: Path, what: str) -> bytes:
                 data = f.read()
         else:
             data = path.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise missing_file(path, what) from None
     except lzma.LZMAError as exc:
         raise DatasetFormatError(path, None, f"cannot decompress ({exc})") from None

@@ -12,6 +12,7 @@ Kipf & Welling's GCN loader):
 
 from __future__ import annotations
 
+import os
 import pickle
 import warnings
 from dataclasses import dataclass
@@ -126,7 +127,8 @@ def load_planetoid(root: str | Path, name: str) -> PlanetoidData:
         >>> data.num_nodes, data.num_edges, data.num_features, data.num_classes  # doctest: +SKIP
         (2708, 5278, 1433, 7)
     """
-    if not (Path(root).expanduser() / name).is_dir() and (Path(root).expanduser() / name.lower()).is_dir():
+    if (isinstance(root, (str, os.PathLike)) and root and isinstance(name, str) and name
+            and not (Path(root).expanduser() / name).is_dir() and (Path(root).expanduser() / name.lower()).is_dir()):
         name = name.lower()  # files are named ind.cora.*, but users write "Cora"
     folder = dataset_dir(root, name, kind="Planetoid", is_dataset=lambda p: (p / f"ind.{p.name}.graph").is_file())
     paths = {part: folder / f"ind.{name}.{part}" for part in _PARTS}

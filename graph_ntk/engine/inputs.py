@@ -51,25 +51,43 @@ def _resolve_num_tags(num_tags: int | None, dataset_tags: Iterable[int | None], 
 
 
 def _input_dim(graphs: Sequence[Graph], num_tags: int | None) -> int:
-    """The node-feature dimension (one-hot labels, then x), which every graph must share."""
+    """The node-feature dimension (one-hot labels, then x), which every graph must share.
+
+    Every graph must carry the same kind of node information: a collection where only some
+    graphs have ``node_labels`` (or only some have ``x``) is refused even when the
+    dimensions happen to agree, since one-hot tags and continuous features would then be
+    compared as if they were the same thing.
+    """
+    for attr, what in (("node_labels", "discrete node_labels"), ("x", "continuous features x")):
+        has = [getattr(g, attr) is not None for g in graphs]
+        if any(has) and not all(has):
+            i = has.index(not has[0])
+            raise ValueError(f"graph {i} (counting graphs, then graphs2) {'has' if has[i] else 'lacks'} {what} but "
+                             f"graph 0 {'has' if has[0] else 'lacks'} them: give every graph the same kind of node "
+                             "information (labels, features x, or both)")
+
     def dim(g: Graph) -> int:
         return (num_tags if g.node_labels is not None and num_tags is not None else 0) + (0 if g.x is None else g.x.shape[1])
 
-    dims = {dim(g) for g in graphs}
+    dims = [dim(g) for g in graphs]
     if 0 in dims:
-        raise ValueError("some graphs carry neither node_labels nor features x; give one of them to every graph")
-    if len(dims) > 1:
-        raise ValueError(f"graphs (and graphs2) have different node-feature dimensions {sorted(dims)}: give every "
-                         "graph the same kind of node information (labels, features x, or both)")
-    return dims.pop()
+        raise ValueError(f"graph {dims.index(0)} carries neither node_labels nor features x; give one of them to "
+                         "every graph")
+    bad = [i for i, d in enumerate(dims) if d != dims[0]]
+    if bad:
+        raise ValueError(f"graph {bad[0]} has {dims[bad[0]]} node features but graph 0 has {dims[0]} (counting graphs, "
+                         "then graphs2): give every graph features x of the same width")
+    return dims[0]
 
 
 def _normalise_get(get: str | Sequence[str]) -> tuple[tuple[str, ...], bool]:
     """``(gets, single)``: the requested kernels and whether a single one was asked for."""
     if isinstance(get, str):
         gets, single = (get,), True
-    else:
+    elif isinstance(get, (tuple, list)):
         gets, single = tuple(get), False
+    else:
+        raise ValueError(f"get must be 'nngp', 'ntk' or a tuple of both, got {get!r}")
     if not gets or any(g not in _GETS for g in gets) or len(set(gets)) != len(gets):
         raise ValueError(f"get must be 'nngp', 'ntk' or a tuple of both, got {get!r}")
     return gets, single

@@ -77,22 +77,49 @@ def index(idx, n: int, name: str) -> np.ndarray:
 
 
 def check_node_graph(x: np.ndarray, edge_index, edge_weight=None) -> np.ndarray:
-    """Validate one graph's ``(N, F)`` features, ``(2, E)`` arcs and optional weights; return the arcs."""
+    """Validate one graph's ``(N, F)`` features, ``(2, E)`` arcs and optional weights; return the arcs.
+
+    Every problem is one ``ValueError``/``TypeError`` naming the argument: features that are
+    not real numbers or not finite, arcs that are ragged, non-integer or out of range,
+    weights of the wrong length or not finite.
+
+    Example:
+        >>> check_node_graph(np.eye(2), [[0, 1], [1, 0]]).tolist()
+        [[0, 1], [1, 0]]
+    """
+    from graph_ntk.data.graph import as_edge_index, as_float_array, check_finite
+
+    if not hasattr(x, "ndim") or not hasattr(x, "dtype"):
+        raise TypeError(f"x must be an (num_nodes, features) array, got {type(x).__name__}")
     if x.ndim != 2:
         raise ValueError(f"x must be (num_nodes, features), got shape {x.shape}")
-    edge_index = np.asarray(edge_index)
-    if edge_index.ndim != 2 or edge_index.shape[0] != 2:
-        raise ValueError(f"edge_index must have shape (2, num_edges), got {edge_index.shape}")
-    if edge_index.size and (edge_index.min() < 0 or edge_index.max() >= x.shape[0]):
-        raise ValueError(f"edge_index refers to nodes outside 0..{x.shape[0] - 1}")
-    if edge_weight is not None and np.shape(edge_weight) != (edge_index.shape[1],):
-        raise ValueError(f"edge_weight must have shape ({edge_index.shape[1]},), got {np.shape(edge_weight)}")
+    values = x.tocsr().data if sp.issparse(x) else x
+    if values.dtype.kind not in "biuf":
+        raise TypeError(f"x must hold real-valued node features, got dtype {values.dtype}; convert them to floats")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = int(np.flatnonzero(bad.reshape(-1))[0])
+        node = int(np.searchsorted(x.tocsr().indptr, first, "right") - 1) if sp.issparse(x) else first // x.shape[1]
+        raise ValueError(f"x contains NaN or infinite values (first on node {node}); clean or impute the node "
+                         "features first")
+    edge_index = as_edge_index(edge_index, x.shape[0])
+    if edge_weight is not None:
+        w = as_float_array(edge_weight, "edge_weight", "arc weights")
+        if w.shape != (edge_index.shape[1],):
+            raise ValueError(f"edge_weight must have shape ({edge_index.shape[1]},), got {w.shape}")
+        check_finite(w, "edge_weight", "give every arc a finite weight")
     return edge_index
 
 
 def node_space(x: np.ndarray, edge_index, edge_weight) -> tuple[NodeSpace, np.ndarray]:
     """The one-graph node space (validating the graph) and the dense features."""
-    x = np.asarray(x.toarray() if sp.issparse(x) else x)
+    from graph_ntk.data.graph import as_float_array
+
+    if sp.issparse(x):
+        check_node_graph(x, edge_index, edge_weight)  # names bad sparse features before densifying
+        x = x.toarray()
+    elif not (isinstance(x, np.ndarray) and x.dtype.kind in "biuf"):
+        x = as_float_array(x, "x", "node features")
     edge_index = check_node_graph(x, edge_index, edge_weight)
     graph = Graph(x.shape[0], np.asarray(edge_index), x=x, edge_weight=edge_weight)
     return NodeSpace.from_graphs([graph]), x

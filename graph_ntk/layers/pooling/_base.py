@@ -95,8 +95,22 @@ def on_host(fn: Callable[..., tuple], result_shapes: tuple[jax.ShapeDtypeStruct,
     never depends on parameters, so no derivative is needed through it.
     """
     if not any(isinstance(a, jax.core.Tracer) for a in args):
-        return tuple(jnp.asarray(r) for r in fn(*(np.asarray(a) for a in args)))
-    return jax.pure_callback(fn, result_shapes, *args, vmap_method="sequential")
+        return tuple(jnp.asarray(r, s.dtype) for r, s in zip(fn(*(np.asarray(a) for a in args)), result_shapes))
+    # JAX converts a callback's results under the *global* 64-bit setting (the callback runs
+    # outside the caller's ``jax.enable_x64`` context), so a float64 result would come back
+    # as float32 and fail the dtype check. 64-bit results therefore travel as pairs of
+    # uint32 words and are reassembled bit-exactly here, inside the caller's context.
+    wide = [np.dtype(s.dtype).itemsize == 8 for s in result_shapes]
+    carried = tuple(jax.ShapeDtypeStruct(tuple(s.shape) + (2,), np.uint32) if w else s
+                    for s, w in zip(result_shapes, wide))
+
+    def host(*host_args):
+        out = fn(*host_args)
+        return tuple(np.ascontiguousarray(r, s.dtype).view(np.uint32).reshape(tuple(s.shape) + (2,)) if w
+                     else np.asarray(r, s.dtype) for r, s, w in zip(out, result_shapes, wide))
+
+    out = jax.pure_callback(host, carried, *args, vmap_method="sequential")
+    return tuple(jax.lax.bitcast_convert_type(r, s.dtype) if w else r for r, s, w in zip(out, result_shapes, wide))
 
 
 def no_closed_form(name: str, why: str) -> Callable[..., Any]:

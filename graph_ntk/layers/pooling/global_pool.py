@@ -39,8 +39,14 @@ def _node_weights(node_mask, mask, batch: int, n: int, mean: bool, dtype) -> jnp
 def _pool_kernel(k: Kernel, node_mask, mean: bool) -> Kernel:
     b1, b2, n1, n2 = k.nngp.shape
     m1, m2 = node_mask if isinstance(node_mask, tuple) else (node_mask, node_mask)
-    w1 = _node_weights(m1, k.mask1, b1, n1, mean, k.nngp.dtype)
-    w2 = _node_weights(m2, k.mask2, b2, n2, mean, k.nngp.dtype)
+    nt1, nt2 = k.mask1, k.mask2
+    if k.cov2 is None:
+        # kernel_fn(x1, None): NT leaves mask2 (and cov2) empty, but the second graphs ARE x1,
+        # padding included; without this a mean pool would divide them by the padded size.
+        m2 = m1 if m2 is None else m2
+        nt2 = nt1 if nt2 is None else nt2
+    w1 = _node_weights(m1, nt1, b1, n1, mean, k.nngp.dtype)
+    w2 = _node_weights(m2, nt2, b2, n2, mean, k.nngp.dtype)
 
     def cross(mat):
         return jnp.einsum("ai,abij,bj->ab", w1, mat, w2)
