@@ -584,3 +584,31 @@ def test_wl_bad_input():
         wl_colours([Graph(1, np.zeros((2, 0), int), node_labels=np.array([0]))], -1)
     with pytest.raises(ValueError, match=r"graphs\[0\] has no node_labels"):
         wl_colours([Graph(1, np.zeros((2, 0), int), x=np.ones((1, 1)))], 1)
+
+
+@pytest.mark.parametrize("a,b,c", [(1.0, 1.0, 0.0), (2.0, 0.5, 0.3), (-1.5, 2.0, 0.0)])
+def test_fast_erf_on_correlations_equals_nt_rule(a, b, c):
+    """The tiled executor's Erf on stored correlations equals NT's closed form on raw kernels."""
+    from graph_ntk import program as P
+    from graph_ntk.kernels import rules
+    from graph_ntk.kernels.tiled_exec import _Track
+
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(12, 5))
+    z[3] = z[2] * 1.0000001  # near-duplicate items
+    z[4] = -z[2]
+    cov = z @ z.T
+    var = np.diagonal(cov).copy()
+    d = np.sqrt(var)
+    lam = cov / np.outer(d, d)
+    np.fill_diagonal(lam, 1.0)
+    theta = np.abs(rng.normal(size=cov.shape)) + cov  # any NTK block
+    track = _Track(var, nonneg=False)
+    (op,) = track.compile((P.Erf(a, b, c),), np.float64)
+    x, t = lam.copy(), theta / np.outer(d, d)
+    op(x, t, slice(0, 12), slice(0, 12), np.empty_like(x), np.empty_like(x))
+    want_k, want_t = rules.nonlinearity(P.Erf(a, b, c), np.outer(d, d) * lam, d[:, None] ** 2, d[None, :] ** 2, theta)
+    scale = np.outer(track.d, track.d)
+    np.testing.assert_allclose(x * scale, want_k, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(t * scale, want_t, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(np.diagonal(x), 1.0)

@@ -100,13 +100,46 @@ class _Generic:
         np.divide(k, scale_out, out=lam)
         np.divide(t, scale_out, out=tau)
         if self.unit_out:
-            # An item with itself has correlation 1; the closed form on the diagonal and the
-            # variance formula behind d_out differ by rounding, and a later Sign or ReLU
-            # would turn a 1 - 1e-16 into sqrt(1e-16) (arccos / sqrt(p - k^2) near 1).
-            first, last = max(rows.start, cols.start), min(rows.stop, cols.stop)
-            if first < last:
-                idx = np.arange(first, last)
-                lam[idx - rows.start, idx - cols.start] = 1.0
+            _unit_diagonal(lam, rows, cols)
+
+
+def _unit_diagonal(lam: np.ndarray, rows: slice, cols: slice) -> None:
+    """An item with itself has correlation exactly 1 (rounding would leave 1 - 1e-16, which a
+    later Sign or ReLU turns into sqrt(1e-16) through arccos / sqrt(p - k^2) near 1)."""
+    first, last = max(rows.start, cols.start), min(rows.stop, cols.stop)
+    if first < last:
+        idx = np.arange(first, last)
+        lam[idx - rows.start, idx - cols.start] = 1.0
+
+
+@dataclass
+class _FastErf:
+    r"""``Erf(a, b, c)`` on correlations: NT's closed form with the per-item factors pulled
+    out of the entry-wise work. With :math:`w = 1 + 2b^2 v`, :math:`r = \sqrt2 |b| d / \sqrt w`,
+    :math:`\rho = \lambda r_i r_j`: :math:`K' = \tfrac{2a^2}{\pi}\arcsin\rho + c^2`,
+    :math:`\Theta' = \Theta\,\tfrac{4a^2b^2}{\pi} / (\sqrt{w_i w_j}\sqrt{1-\rho^2})`, stored
+    relative to :math:`d' = \sqrt{v'}` (tested against :func:`graph_ntk.kernels.rules.nonlinearity`)."""
+
+    r: np.ndarray  # sqrt(2)|b| d / sqrt(w)
+    g: np.ndarray  # sqrt(4 a^2 b^2 / pi) d / (sqrt(w) d')
+    h: np.ndarray  # |a| sqrt(2 / pi) / d'
+    e: np.ndarray | None  # |c| / d', or None when c = 0
+
+    def __call__(self, lam, tau, rows, cols, a, s) -> None:
+        lam *= self.r[rows][:, None]
+        lam *= self.r[cols][None, :]  # rho
+        np.multiply(lam, lam, out=s)
+        np.subtract(1.0, s, out=s)
+        np.sqrt(s, out=s)
+        tau *= self.g[rows][:, None]
+        tau *= self.g[cols][None, :]
+        tau /= s
+        np.arcsin(lam, out=lam)
+        lam *= self.h[rows][:, None]
+        lam *= self.h[cols][None, :]
+        if self.e is not None:
+            lam += np.multiply.outer(self.e[rows], self.e[cols])
+        _unit_diagonal(lam, rows, cols)
 
 
 class _Track:
@@ -131,7 +164,8 @@ class _Track:
                 out.append(_FastABRelu((op.a - op.b) ** 2 / (2 * math.pi * s), fused, self.nonneg))
                 self.var = self.var * s
                 self.d = self.d * math.sqrt(s)
-                self.nonneg = op.a >= 0 and op.b >= 0 or (self.nonneg and op.b >= 0)
+                # phi of one sign (e.g. Relu, Abs): every output correlation is >= 0
+                self.nonneg = op.a <= 0 <= op.b or op.b <= 0 <= op.a
                 if fused:
                     w = ops[i + 1].W_std
                     self.var, self.d = self.var * w * w, self.d * abs(w)
@@ -141,6 +175,18 @@ class _Track:
                 self.var, self.d = self.var * op.W_std ** 2, self.d * abs(op.W_std)
             elif isinstance(op, P.Scale):
                 self.var, self.d = self.var * op.c ** 2, self.d * abs(op.c)
+            elif isinstance(op, P.Erf) and self.unit and op.a != 0 and op.b != 0:
+                d = self.d.astype(np.float64)
+                v = d * d  # the variances of the stored correlations, bit for bit
+                w = 1.0 + 2.0 * op.b ** 2 * v
+                var_out = pointwise_variance(op, v)
+                d_out = np.sqrt(var_out)
+                r = math.sqrt(2.0) * abs(op.b) * d / np.sqrt(w)
+                g = math.sqrt(4.0 * op.a ** 2 * op.b ** 2 / math.pi) * d / (np.sqrt(w) * d_out)
+                h = abs(op.a) * math.sqrt(2.0 / math.pi) / d_out
+                e = None if op.c == 0 else abs(op.c) / d_out
+                out.append(_FastErf(*(None if x is None else x.astype(dtype) for x in (r, g, h, e))))
+                self.var, self.d, self.nonneg = var_out, d_out, False
             else:
                 var_out = pointwise_variance(op, self.var)
                 d_in = self.d.astype(dtype)

@@ -72,13 +72,16 @@ class Tiles:
 
 
 def transpose_into(dst: np.ndarray, src: np.ndarray) -> None:
-    """dst[a, q, b] = src[b, q, a], in slabs of 64 ``a`` so both sides stay in cache.
+    """dst[a, q, b] = src[b, q, a]: one 2-D transpose per channel, in slabs of 32 ``b``
+    so both sides stay in cache (a third faster than one 3-D transposed copy).
 
     (Avoid power-of-two row lengths here: their strides alias in the L1 cache and make
     this copy about three times slower, hence the default block of 504 colours.)
     """
-    for a0 in range(0, dst.shape[0], 64):
-        dst[a0 : a0 + 64] = src[:, :, a0 : a0 + 64].transpose(2, 1, 0)
+    for q in range(src.shape[1]):
+        s, d = src[:, q, :], dst[:, q, :]
+        for b0 in range(0, s.shape[0], 32):
+            d[:, b0 : b0 + 32] = s[b0 : b0 + 32].T
 
 
 def parent_order(wl_counts: list[sp.csr_matrix], node_colours: list[np.ndarray]) -> list[np.ndarray]:
