@@ -72,7 +72,7 @@ def main() -> None:
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
         print(f"| {name} GNTK({blocks}, 2) float32 | {shown} | {target} | <= {rss:.1f} |", flush=True)
     if "grid" in args.cases:
-        for name, blocks in (("PTC", 13), ("NCI1", 9)):
+        for name, blocks in (("PTC", 13), ("PROTEINS", 3)):
             _, single = run(args.data / "gin", name, blocks, "single", args.limit)
             _, grid = run(args.data / "gin", name, blocks, "grid", args.limit)
             ratio = "-" if single is None or grid is None else f"{grid / single:.2f}x"
