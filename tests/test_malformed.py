@@ -31,7 +31,8 @@ from graph_ntk import (
 )
 from graph_ntk.engine.inputs import _input_dim
 from graph_ntk.datasets import DatasetFormatError, load_gin, load_planetoid, load_tu
-from graph_ntk.kernels.node_kernel import exact_node_kernel, lowrank_node_kernel
+from graph_ntk.kernels.lowrank import lowrank_node_kernel
+from graph_ntk.kernels.node_kernel import exact_node_kernel
 from graph_ntk.models.node import gcn, node_kernel
 
 EI = np.array([[0, 1, 1, 2], [1, 0, 2, 1]])  # a path on 3 nodes
@@ -249,7 +250,7 @@ CASES = [
     ("gram-method", lambda: gram(GNTK(1, 1), [lab3()], method="fast", progress=False), ValueError, r"method must be one of"),
     ("gram-implementation", lambda: gram(GNTK(1, 1), [lab3()], implementation="csr", progress=False), ValueError,
      r"implementation must be 'DENSE' or 'SPARSE'"),
-    ("gram-model", lambda: gram("gntk", [lab3()], progress=False), TypeError, r"model must be a GNTK description"),
+    ("gram-model", lambda: gram("gntk", [lab3()], progress=False), TypeError, r"model must be a graph_ntk.nn description"),
     ("gram-output", lambda: gram(GNTK(1, 1), [lab3()], output="K.txt", progress=False), ValueError, r"output must end in \.npy"),
     # Node-level kernels (check_node_graph)
     ("exact-x-nan", node_call(exact_node_kernel, nan_at((3, 3), (2, 1))), ValueError, r"x contains NaN.*node 2"),
@@ -277,7 +278,7 @@ CASES = [
     ("exact-get", node_call(exact_node_kernel, get="kernel"), ValueError, r"get must be 'nngp', 'ntk'"),
     ("exact-rows", node_call(exact_node_kernel, rows=[0, 9]), ValueError, r"rows must be a 1-D array of node indices"),
     ("exact-dtype", node_call(exact_node_kernel, dtype=np.float16), ValueError, r"dtype must be float32 or float64"),
-    ("exact-network", lambda: exact_node_kernel("gcn", np.eye(3), EI), ValueError, r"network must be a NodeNetwork"),
+    ("exact-network", lambda: exact_node_kernel("gcn", np.eye(3), EI), ValueError, r"network must be a graph_ntk.nn description"),
     ("stax-node_kernel-x-nan", lambda: node_kernel(gcn(1)[2], nan_at((3, 3), (0, 2)), EI), ValueError,
      r"x contains NaN.*node 0"),
     # evaluate()

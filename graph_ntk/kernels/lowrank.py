@@ -38,7 +38,7 @@ import scipy.sparse as sp
 
 from graph_ntk import program as P
 from graph_ntk.kernels import rules
-from graph_ntk.kernels.node_kernel import check_dtype, check_get, index, node_program, node_space
+from graph_ntk.kernels.node_kernel import check_cast, check_dtype, check_get, index, node_program, node_space
 from graph_ntk.kernels.spaces import NodeSpace
 
 __all__ = ["LowRankNodeKernel", "lowrank_node_kernel", "select_landmarks"]
@@ -259,7 +259,9 @@ def lowrank_node_kernel(
     if not jitter >= 0:
         raise ValueError(f"jitter must be non-negative, got {jitter!r}")
     space, _ = node_space(x, edge_index, edge_weight)
-    x = x.astype(dtype).tocsr() if sp.issparse(x) else np.asarray(x, dtype)
+    with np.errstate(over="ignore"):
+        x = x.astype(dtype).tocsr() if sp.issparse(x) else np.asarray(x, dtype)
+    check_cast(x.data if sp.issparse(x) else x, dtype)
     n, f = x.shape
     if landmarks is None:
         landmarks = select_landmarks(x, num_landmarks, landmark_method, seed)

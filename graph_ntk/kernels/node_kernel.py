@@ -53,6 +53,13 @@ def check_dtype(dtype) -> np.dtype:
     return dtype
 
 
+def check_cast(x: np.ndarray, dtype: np.dtype) -> None:
+    """Refuse features that overflow to inf in ``dtype`` (e.g. 1e300 in float32)."""
+    if not np.isfinite(x).all():
+        raise ValueError(f"x contains NaN or infinite values once cast to {dtype}: rescale the node features, "
+                         "or use dtype=float64")
+
+
 def node_program(network: Any) -> P.Program:
     """The normalised layer program of a node-level network (or a program tuple)."""
     program = getattr(network, "program", network)
@@ -165,7 +172,9 @@ def exact_node_kernel(
     n, f = x.shape
     rows, cols = index(rows, n, "rows"), index(cols, n, "cols")
     part = feature_partition(x)
-    phi = (part.representatives / np.sqrt(f)).astype(dtype)
+    with np.errstate(over="ignore"):
+        phi = (part.representatives / np.sqrt(f)).astype(dtype)
+    check_cast(phi, dtype)
     k0 = phi @ phi.T
     out = run_dense(program, State(space, part.items, k0, None, np.diagonal(k0).copy(), f), want_ntk="ntk" in gets)
     r, c = out.items[rows], out.items[cols]
