@@ -138,8 +138,13 @@ def test_rectangular_and_tuple_get(demo):
     assert rect.shape == (15, 25)
     assert rel_err(rect, full_ntk[:15, 15:]) < 1e-12
     np.testing.assert_allclose(full_ntk, full_ntk.T, rtol=1e-13)
-    # Chunked colour engine (tiny memory limit) and float32 give the same matrix.
-    chunked = gram(GNTK(2, 1), a, b, memory_limit=2 * 8 * 40**2, progress=False)
+    # Chunked item engine (a memory limit ~1/10 of what one call needs) and float32 give the
+    # same matrix.
+    job = gram_mod.jobs._prepare(GNTK(2, 1), a, b, get="ntk", num_tags=None, dtype="float64", block_size=None,
+                                 method="auto", implementation="DENSE", config=None, max_buckets=8,
+                                 memory_limit=4_000_000, cache_dir=None, progress=False)
+    assert len(job.chunks1) > 1 and len(job.chunks2) > 1
+    chunked = gram(GNTK(2, 1), a, b, memory_limit=4_000_000, progress=False)
     assert rel_err(chunked, rect) < 1e-10
     single = gram(GNTK(2, 1), demo, get="nngp", dtype="float32", progress=False)
     assert single.dtype == np.float32 and rel_err(single, full_nngp) < 1e-5

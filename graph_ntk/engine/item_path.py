@@ -118,14 +118,16 @@ def plan_item_chunks(program: P.Program, list1: list[Graph], list2: list[Graph] 
     n1_nodes = sum(g.num_nodes for g in list1)
     chunks1 = _item_chunks(list1, limit, block_size, "a", deepest, 0)
     chunks2 = chunks1 if list2 is None else _item_chunks(list2, limit, block_size, "b", deepest, n1_nodes)
-    # A chunk can exceed the budget only by holding one graph that alone has more items.
+    # A chunk can exceed its item budget only by holding one graph that alone has more items:
+    # then no cut helps, and a plan that cannot fit is refused before any work.
     largest = max(_chunk_items(c, lst, deepest, off) for lst, chunks, off in
                   ((list1, chunks1, 0), (list2 or [], chunks2 if list2 else [], n1_nodes)) for c in chunks)
-    scale = min(1.0, 2 * largest / max(counts))
-    most = 2 * max(c.index.size for c in (*chunks1, *chunks2))
-    pair_need = needed_bytes(program, [max(1, int(c * scale)) for c in counts], most, itemsize)
-    check_fits(pair_need, memory_limit, f"one block of the item engine ({2 * largest} items)",
-               "use dtype='float32', or a larger memory_limit: a single graph this large cannot be split")
+    if largest > limit:
+        scale = min(1.0, 2 * largest / max(counts))
+        most = 2 * max(c.index.size for c in (*chunks1, *chunks2))
+        pair_need = needed_bytes(program, [max(1, int(c * scale)) for c in counts], most, itemsize)
+        check_fits(pair_need, memory_limit, f"one block of the item engine ({2 * largest} items)",
+                   "use dtype='float32', or a larger memory_limit: a single graph this large cannot be split")
     return chunks1, chunks2
 
 

@@ -383,6 +383,7 @@ def chain_memory(num_items: tuple[int, ...], num_graphs: int, num_groups: int, b
     """Bytes at the peak: stored triangles of two consecutive stages (the last stage is
     never stored), per-thread scratch (``Wᵀ`` per edge type and one block column) and the
     per-thread readout accumulators."""
+    block = min(block, max(num_items))
     stored = [2 * c * (c + block) // 2 for c in num_items[:-1]] + [0]
     peak = max([stored[k - 1] + stored[k] for k in range(1, len(stored))] + [stored[0]])
     scratch = threads * 2 * block * (max(num_items) * (1 + edge_types) + max(num_items))
