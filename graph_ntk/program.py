@@ -59,7 +59,6 @@ __all__ = [
     "StructurePool",
     "describe",
     "normalize",
-    "output_width",
 ]
 
 Normalization = Literal["sum", "mean", "gcn"]
@@ -232,25 +231,6 @@ def check_gaussian(program: Program, gaussian: bool = True) -> bool:
                 raise ValueError("FanInSum needs Gaussian branches: end every branch with a Dense")
             gaussian = all(outs) and op.combine == "sum"
     return gaussian
-
-
-def output_width(program: Program, input_width: int) -> int:
-    """Channels after ``program`` for ``input_width`` input channels (for concat weights).
-
-    Example:
-        >>> output_width((Dense(8), Aggregate("sum", edge_types=3)), 5)
-        24
-    """
-    width = input_width
-    for op in normalize(program):
-        if isinstance(op, Dense):
-            width = op.width
-        elif isinstance(op, Aggregate) and op.edge_types:
-            width *= op.edge_types
-        elif isinstance(op, Branch):
-            widths = [output_width(b, width) for b in op.branches]
-            width = widths[0] if op.combine == "sum" else sum(widths)
-    return width
 
 
 def _name(op: Op) -> str:

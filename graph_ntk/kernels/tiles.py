@@ -31,15 +31,6 @@ class Tiles:
         self.dtype = dtype
         self.tiles: list[list[np.ndarray | None]] = [[None] * (self.n_blocks - q) for q in range(self.n_blocks)]
 
-    @classmethod
-    def identity(cls, n: int, dtype: np.dtype) -> "Tiles":
-        """Λ = τ = I: the input covariance of distinct one-hot tags."""
-        store = cls(np.array([0, n]), dtype)
-        tile = np.zeros((n, 2, n), dtype=dtype)
-        tile[np.arange(n), :, np.arange(n)] = 1.0
-        store.tiles[0][0] = tile
-        return store
-
     def block_of(self, index: np.ndarray | int) -> np.ndarray:
         return np.searchsorted(self.starts, index, side="right") - 1
 
