@@ -29,7 +29,7 @@ from graph_ntk.engine import GNTK, gram
 from graph_ntk.kernels import rules
 from graph_ntk.kernels.chain import NotAChain, chain_plan
 from graph_ntk.kernels.program_gram import program_gram
-from graph_ntk.kernels.tiled_exec import _FastABRelu
+from graph_ntk.kernels.tile_ops import _FastABRelu
 from graph_ntk.kernels.wl_colours import wl_colours
 
 NUM_TAGS, NUM_X = 3, 2
@@ -591,7 +591,7 @@ def test_fast_erf_on_correlations_equals_nt_rule(a, b, c):
     """The tiled executor's Erf on stored correlations equals NT's closed form on raw kernels."""
     from graph_ntk import program as P
     from graph_ntk.kernels import rules
-    from graph_ntk.kernels.tiled_exec import _Track
+    from graph_ntk.kernels.tile_ops import Track
 
     rng = np.random.default_rng(3)
     z = rng.normal(size=(12, 5))
@@ -603,7 +603,7 @@ def test_fast_erf_on_correlations_equals_nt_rule(a, b, c):
     lam = cov / np.outer(d, d)
     np.fill_diagonal(lam, 1.0)
     theta = np.abs(rng.normal(size=cov.shape)) + cov  # any NTK block
-    track = _Track(var, nonneg=False)
+    track = Track(var, nonneg=False)
     (op,) = track.compile((P.Erf(a, b, c),), np.float64)
     x, t = lam.copy(), theta / np.outer(d, d)
     op(x, t, slice(0, 12), slice(0, 12), np.empty_like(x), np.empty_like(x))
@@ -612,3 +612,30 @@ def test_fast_erf_on_correlations_equals_nt_rule(a, b, c):
     np.testing.assert_allclose(x * scale, want_k, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(t * scale, want_t, rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(np.diagonal(x), 1.0)
+
+
+@pytest.mark.parametrize("a,b", [(0.0, 1.0), (-0.3, 1.2), (1.0, -1.0)])
+@pytest.mark.parametrize("dense", [False, True])
+def test_fast_abrelu_float32_equals_nt_rule(a, b, dense):
+    """In float32 the ReLU step's arccos is a polynomial: it equals NT's rule (evaluated in
+    float64) to float32 accuracy on random correlations, ±1 and the near-degenerate ones."""
+    rng = np.random.default_rng(1)
+    eps32 = float(np.finfo(np.float32).eps)
+    near = np.array([1.0, -1.0, 1 - eps32, -1 + eps32, 1 - 1e-6, -1 + 1e-6, 1e-7, -1e-7, 0.0, 0.5, -0.5])
+    lam = np.concatenate([rng.uniform(-1, 1, 4000), near]).astype(np.float32)
+    tau = rng.uniform(0.0, 3.0, lam.shape).astype(np.float32)
+    s = (a * a + b * b) / 2
+    op = P.ABRelu(a, b)
+    for nonneg in (False, True):
+        lam_in = np.abs(lam) if nonneg else lam
+        x64 = lam_in.astype(np.float64)
+        k_ref, t_ref = rules.nonlinearity(op, x64, 1.0, 1.0, ntk=tau.astype(np.float64))
+        if dense:
+            t_ref = t_ref + k_ref
+        k_ref, t_ref = k_ref / s, t_ref / s
+        lam_t, tau_t = lam_in.copy()[None], tau.copy()[None]
+        step = _FastABRelu((a - b) ** 2 / (2 * math.pi * s), dense, nonneg)
+        step(lam_t, tau_t, slice(0, 1), slice(0, lam.size), np.empty_like(lam_t), np.empty_like(lam_t))
+        assert lam_t.dtype == np.float32
+        np.testing.assert_allclose(lam_t[0], k_ref, rtol=0, atol=8 * eps32)
+        np.testing.assert_allclose(tau_t[0], t_ref, rtol=0, atol=8 * eps32 * float(np.abs(t_ref).max()))
