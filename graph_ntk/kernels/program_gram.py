@@ -31,6 +31,7 @@ from graph_ntk import program as P
 from graph_ntk.data.graph import Graph
 from graph_ntk.kernels.chain import NotAChain, Sum, Tap, chain_plan
 from graph_ntk.kernels.dense_exec import State, run_dense
+from graph_ntk.kernels.jax_tiles import resolve_backend
 from graph_ntk.kernels.refine import FeaturePartition, feature_partition
 from graph_ntk.kernels.spaces import NodeSpace
 from graph_ntk.kernels.tiled_exec import run_chain
@@ -98,6 +99,7 @@ def program_gram(
     num_threads: int | None = None,
     progress: bool = False,
     each_readout: bool = False,
+    backend: str = "auto",
 ) -> ProgramGram:
     """The Gram matrices of ``program`` between ``graphs`` and ``graphs2`` (or itself).
 
@@ -116,8 +118,13 @@ def program_gram(
         each_readout: also return every readout's own Gram (``readouts``; tiled executor):
             e.g. the per-depth terms of a GNTK with jumping knowledge, from which the Gram
             of every depth, with and without jumping knowledge, follows.
+        backend: where the tiled executor runs its tiles: ``'numpy'`` (threads on the
+            CPUs), ``'jax'`` (jitted on every local JAX device in parallel; same results) or
+            ``'auto'`` (``'jax'`` only when an accelerator is present; JAX is not imported
+            otherwise). The dense executor always runs on NumPy.
     """
     t0 = time.perf_counter()
+    backend = resolve_backend(backend)
     program = P.normalize(program)
     P.check_gaussian(program)
     symmetric = graphs2 is None
@@ -143,7 +150,7 @@ def program_gram(
                 raise ValueError(f"this network cannot run on the tiled executor ({why}); use executor='dense'")
     if plan is not None:
         groups, counts, stage_times = run_chain(plan, space, part.items, phi, dtype=dtype, block=block_size,
-                                                num_threads=num_threads, progress=progress)
+                                                num_threads=num_threads, progress=progress, backend=backend)
         timings.update(stage_times)
         out = _evaluate(plan.expr, groups, "ntk" in get)
         used = "tiled"

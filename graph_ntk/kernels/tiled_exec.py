@@ -21,6 +21,7 @@ product over a ``C_0 x C_0`` matrix.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections import defaultdict
@@ -29,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph_ntk import program as P
+from graph_ntk.kernels import jax_tiles
 from graph_ntk.kernels.chain import ChainPlan, Tap
 from graph_ntk.kernels.refine import refine
 from graph_ntk.kernels.spaces import NodeSpace
@@ -86,31 +88,39 @@ class _Stage:
     def size(self) -> int:
         return int(self.starts[-1])
 
-    def _tiles_from_previous(self, p: int, ctx: dict, panel: np.ndarray) -> None:
+    def wt(self, p: int, t_idx: int, ctx: dict) -> tuple[np.ndarray, int]:
+        """``Wᵀ = [X|τ]_{k-1} M̃_t[I]ᵀ`` for block column ``p`` as a ``(n_prev, 2w)`` view of a
+        per-thread buffer, and its first filled row (the rows above it are not read)."""
         times = ctx["times"]
         _, prev, m_tildes, first_child = self.source
         s, e = int(self.starts[p]), int(self.starts[p + 1])
         w = e - s
         n_prev = prev.starts[-1]
-        panel2 = panel.reshape(panel.shape[0], 2 * w)
-        for t_idx, m_tilde in enumerate(m_tildes):
+        t = time.thread_time()
+        mine = m_tildes[t_idx][s:e]
+        k = np.unique(mine.indices)
+        local = sp.csr_matrix((mine.data, np.searchsorted(k, mine.indices), mine.indptr), shape=(w, k.size))
+        row_first = np.searchsorted(prev.block_of(k), np.arange(prev.n_blocks + 1))
+        groups = [(q, int(row_first[q]), int(row_first[q + 1])) for q in range(prev.n_blocks)
+                  if row_first[q] < row_first[q + 1]]
+        # One previous block at a time, from the first child of the rows >= s on (the
+        # colour order makes the children of those rows a suffix).
+        wt = buffer(ctx, "wt", (n_prev, 2, w), self.dtype)
+        first = int(prev.block_of(int(first_child[s])))
+        for pp in range(first, prev.n_blocks):
+            rows = prev.column_block(k, groups, pp)
+            t = tick(times, "gather", t)
+            prod = (local @ rows.reshape(k.size, -1)).reshape(w, 2, -1)
+            transpose_into(wt[prev.starts[pp]: prev.starts[pp + 1]], prod)
+            t = tick(times, "aggregate", t)
+        return wt.reshape(n_prev, 2 * w), int(prev.starts[min(first, prev.n_blocks)])
+
+    def _tiles_from_previous(self, p: int, ctx: dict, panel: np.ndarray) -> None:
+        s, e = int(self.starts[p]), int(self.starts[p + 1])
+        panel2 = panel.reshape(panel.shape[0], 2 * (e - s))
+        for t_idx in range(len(self.source[2])):
+            wt2, _ = self.wt(p, t_idx, ctx)
             t = time.thread_time()
-            mine = m_tilde[s:e]
-            k = np.unique(mine.indices)
-            local = sp.csr_matrix((mine.data, np.searchsorted(k, mine.indices), mine.indptr), shape=(w, k.size))
-            row_first = np.searchsorted(prev.block_of(k), np.arange(prev.n_blocks + 1))
-            groups = [(q, int(row_first[q]), int(row_first[q + 1])) for q in range(prev.n_blocks)
-                      if row_first[q] < row_first[q + 1]]
-            # Wᵀ = [X|τ]_{k-1} M̃[I]ᵀ, one previous block at a time, from the first child of the
-            # rows >= s on (the colour order makes the children of those rows a suffix).
-            wt = buffer(ctx, "wt", (n_prev, 2, w), self.dtype)
-            for pp in range(int(prev.block_of(int(first_child[s]))), prev.n_blocks):
-                rows = prev.column_block(k, groups, pp)
-                t = tick(times, "gather", t)
-                prod = (local @ rows.reshape(k.size, -1)).reshape(w, 2, -1)
-                transpose_into(wt[prev.starts[pp]: prev.starts[pp + 1]], prod)
-                t = tick(times, "aggregate", t)
-            wt2 = wt.reshape(n_prev, 2 * w)
             for q in range(p, self.n_blocks):
                 a, b = int(self.starts[q]), int(self.starts[q + 1])
                 part = self.block_rows[t_idx][q] @ wt2
@@ -118,7 +128,7 @@ class _Stage:
                     np.copyto(panel2[a - s: b - s], part)
                 else:
                     panel2[a - s: b - s] += part
-            tick(times, "aggregate", t)
+            tick(ctx["times"], "aggregate", t)
 
     def _tiles_from_factor(self, p: int, ctx: dict, panel: np.ndarray) -> None:
         t = time.thread_time()
@@ -155,12 +165,17 @@ class _Stage:
                 tick(times, "readout", t)
         if self.store is not None:
             t = time.thread_time()
-            for q in range(p, self.n_blocks):
-                a, b = int(self.starts[q]), int(self.starts[q + 1])
-                upper = np.empty((w, 2, b - a), dtype=self.dtype)
-                transpose_into(upper, panel[a - s: b - s])
-                self.store.tiles[p][q - p] = upper
+            self.store_column(p, panel)
             tick(times, "store", t)
+
+    def store_column(self, p: int, panel: np.ndarray) -> None:
+        """Store the lower block column ``panel`` (rows ``s:``) as transposed upper tiles."""
+        s, w = int(self.starts[p]), int(self.starts[p + 1] - self.starts[p])
+        for q in range(p, self.n_blocks):
+            a, b = int(self.starts[q]), int(self.starts[q + 1])
+            upper = np.empty((w, 2, b - a), dtype=self.dtype)
+            transpose_into(upper, panel[a - s: b - s])
+            self.store.tiles[p][q - p] = upper
 
     def _readout(self, tap, panel: np.ndarray, s: int, e: int, ctx: dict) -> None:
         """acc += E[:, I] X[I, s:] E[:, s:]^T for the lower block column (the mirrored upper
@@ -232,10 +247,12 @@ def chain_memory(num_items: tuple[int, ...], num_graphs: int, num_groups: int, b
 
 
 def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.ndarray, *, dtype=np.float64,
-              block: int | None = None, num_threads: int | None = None, progress: bool = False
-              ) -> tuple[dict[int, list[np.ndarray]], tuple[int, ...], dict[str, float]]:
+              block: int | None = None, num_threads: int | None = None, progress: bool = False,
+              backend: str = "numpy") -> tuple[dict[int, list[np.ndarray]], tuple[int, ...], dict[str, float]]:
     """Run the trunk of ``plan``; returns the graph-level accumulators per readout group
-    (``[nngp, ntk]`` joint graph x graph matrices), the item count per stage and timings."""
+    (``[nngp, ntk]`` joint graph x graph matrices), the item count per stage and timings.
+    ``backend='jax'`` runs the block columns on the local JAX devices
+    (:mod:`graph_ntk.kernels.jax_tiles`)."""
     dtype = np.dtype(dtype)
     block = block or DEFAULT_BLOCK
     if num_threads is None:
@@ -277,6 +294,9 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
     full: dict[int, list[np.ndarray]] = defaultdict(lambda: [np.zeros((n_g, n_g)), np.zeros((n_g, n_g))])
     contexts = [{"acc": defaultdict(lambda: [np.zeros((n_g, n_g), dtype), np.zeros((n_g, n_g), dtype)]),
                  "times": defaultdict(float)} for _ in range(num_threads)]
+    on_device = backend == "jax"
+    if on_device:
+        jax_tiles.attach_devices(contexts)
     timings["refine"] = time.perf_counter() - t0
 
     factor: tuple[np.ndarray, np.ndarray | None] | None = (phi, None)
@@ -330,23 +350,30 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
             first_child = np.minimum.accumulate(row_min[::-1])[::-1]
             source = ("tiles", prev_store, m_tildes, first_child)
         unit = track.unit
-        segments, pending = [], []
+        segments, pending, device_segments = [], [], []
         for o in ops:
             if isinstance(o, tuple):
-                compiled = track.compile(tuple(pending), dtype)
+                compiled, spec = jax_tiles.segment(track, tuple(pending), dtype)
                 tap: Tap = o[1]
                 tap_track = track.copy()
-                tap_ops = tap_track.compile(tap.ops, dtype)
+                tap_ops, tap_spec = jax_tiles.segment(tap_track, tap.ops, dtype)
                 segments.append((compiled, (tap_ops, readout_matrix(k, tap.mode, tap_track.d), tap.group)))
+                device_segments.append((spec, tap_spec))
                 pending = []
             else:
                 pending.append(o)
-        segments.append((track.compile(tuple(pending), dtype), None))
+        compiled, spec = jax_tiles.segment(track, tuple(pending), dtype)
+        segments.append((compiled, None))
+        device_segments.append((spec, None))
         stage = _Stage(source, counts[k], block, segments, keep=k + 1 < len(stage_ops), dtype=dtype)
-        stage.unit_diagonal = unit
+        stage.unit_diagonal, stage.device_segments = unit, device_segments
         timings["setup"] += time.perf_counter() - t_setup
         label = f"stage {k}/{len(stage_ops) - 1} ({counts[k]} items)" if progress else None
-        parallel_for(stage.n_blocks, stage.run_block, contexts, label)
+        if on_device:
+            parallel_for(stage.n_blocks, functools.partial(jax_tiles.run_block, stage), contexts, label)
+            jax_tiles.collect(contexts)
+        else:
+            parallel_for(stage.n_blocks, stage.run_block, contexts, label)
         # Fold this stage's per-thread (half) accumulators into the totals and free them,
         # so that accumulator memory is per stage, not per readout.
         for ctx in contexts:
