@@ -42,6 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph_ntk import program as P
+from graph_ntk.kernels.dense_exec import pointwise_variance
 
 __all__ = ["BACKENDS", "resolve_backend", "attach_devices", "collect", "run_block", "segment"]
 
@@ -74,17 +75,36 @@ def _accelerator_present() -> bool:
 
 # ----------------------------------------------------------------------- planning (no JAX)
 def segment(track, ops: tuple, dtype) -> tuple[list, tuple | None]:
-    """``track.compile(ops)`` for the NumPy steps, and the device form of the same segment:
-    ``(ops, d_in, var_in, d_out, unit_out)`` (``None`` when there are no ops)."""
+    """``track.compile(ops)`` for the NumPy steps, and the device steps of the same segment
+    (``None`` when there are no ops), one per op as the NumPy steps go:
+
+    - ``("corr", op, c2)``: a positively homogeneous op (ReLU family, ``Dense(b=0)``,
+      ``Scale``) on correlations: NT's rule on :math:`X` with unit variances, divided by
+      the op's variance factor ``c2``. Besides matching the NumPy steps, this keeps the
+      self-pairs exact: on :math:`K = X d_i d_j` a fused multiply-add turns NT's
+      :math:`q_1 q_2 - k^2` into the rounding error of :math:`d^4` (an angle of 1e-8).
+    - ``("general", op, d_in, var_in, d_out, unit_out)``: NT's rule on :math:`K = X d_i d_j`
+      with the item variances, stored back relative to ``d_out``.
+    """
     dtype = np.dtype(dtype)
-    d_in = track.d.astype(dtype)
-    # As in tile_ops._Generic: on correlations the rule sees d^2 exactly as K = X d_i d_j is
-    # formed, so that an item with itself has k^2 == q1 q2 bit for bit.
-    var_in = d_in * d_in if track.unit else track.var.astype(dtype)
+    tr = track.copy()
     compiled = track.compile(tuple(ops), dtype)
     if not ops:
         return compiled, None
-    return compiled, (tuple(ops), d_in, var_in, track.d.astype(dtype), bool(track.unit))
+    steps = []
+    for op in ops:
+        unit_in, d_in = tr.unit, tr.d.astype(dtype)
+        # As in tile_ops._Generic: on correlations the rule sees d^2 exactly as K = X d_i d_j
+        # is formed, so that an item with itself has k^2 == q1 q2 bit for bit.
+        var_in = d_in * d_in if unit_in else tr.var.astype(dtype)
+        tr.compile((op,), dtype)
+        homogeneous = (isinstance(op, P.ABRelu) and op.a ** 2 + op.b ** 2 > 0) or isinstance(op, P.Scale) or \
+            (isinstance(op, P.Dense) and op.b_std == 0.0 and op.W_std != 0.0)
+        if unit_in and homogeneous and tr.unit:
+            steps.append(("corr", op, float(pointwise_variance(op, np.ones(1))[0])))
+        else:
+            steps.append(("general", op, d_in, var_in, tr.d.astype(dtype), bool(tr.unit)))
+    return compiled, tuple(steps)
 
 
 def attach_devices(contexts: list[dict]) -> None:
@@ -165,21 +185,34 @@ def _jit():
     import graph_ntk.nn as nn
     from neural_tangents._src.utils.kernel import Kernel
 
-    @functools.lru_cache(maxsize=None)
-    def segment_fn(ops: tuple, unit_out: bool):
-        kernel_fn = nn.serial(*map(_nt_layer, ops)).triple[2]
+    def kernel(nngp, ntk, cov1, cov2):
+        return Kernel(nngp=nngp, ntk=ntk, cov1=cov1, cov2=cov2, x1_is_x2=jnp.bool_(False), is_gaussian=True,
+                      is_reversed=False, is_input=False, diagonal_batch=True, diagonal_spatial=False,
+                      shape1=(nngp.shape[0], 1), shape2=(nngp.shape[1], 1), batch_axis=0, channel_axis=1,
+                      mask1=None, mask2=None)
 
-        def run(panel, din_r, din_c, vin_r, vin_c, dout_r, dout_c):
-            scale = din_r[:, None] * din_c[None, :]
-            k = Kernel(nngp=panel[:, 0] * scale, ntk=panel[:, 1] * scale, cov1=vin_r, cov2=vin_c,
-                       x1_is_x2=jnp.bool_(False), is_gaussian=True, is_reversed=False, is_input=False,
-                       diagonal_batch=True, diagonal_spatial=False, shape1=(panel.shape[0], 1),
-                       shape2=(panel.shape[2], 1), batch_axis=0, channel_axis=1, mask1=None, mask2=None)
-            out = kernel_fn(k)
-            scale_out = dout_r[:, None] * dout_c[None, :]
-            lam, tau = out.nngp / scale_out, out.ntk / scale_out
-            if unit_out:  # as the NumPy steps: an item with itself has correlation exactly 1
-                lam = jnp.where(jnp.eye(lam.shape[0], lam.shape[1], dtype=bool), 1.0, lam)
+    @functools.lru_cache(maxsize=None)
+    def segment_fn(structure: tuple):
+        """One jitted function for a segment's steps (``structure``: ``(kind, op, c2, unit)``
+        per step; the general steps' scale vectors are arguments)."""
+        kernel_fns = [nn.serial(_nt_layer(op)).triple[2] for _, op, _, _ in structure]
+
+        def run(panel, vectors):
+            lam, tau = panel[:, 0], panel[:, 1]
+            eye = jnp.eye(lam.shape[0], lam.shape[1], dtype=bool)
+            vec = iter(vectors)
+            for (kind, _, c2, unit), kernel_fn in zip(structure, kernel_fns):
+                if kind == "corr":
+                    out = kernel_fn(kernel(lam, tau, jnp.ones(lam.shape[0], lam.dtype), jnp.ones(lam.shape[1], lam.dtype)))
+                    lam, tau = out.nngp / c2, out.ntk / c2
+                else:
+                    din_r, din_c, vin_r, vin_c, dout_r, dout_c = next(vec)
+                    scale = din_r[:, None] * din_c[None, :]
+                    out = kernel_fn(kernel(lam * scale, tau * scale, vin_r, vin_c))
+                    scale_out = dout_r[:, None] * dout_c[None, :]
+                    lam, tau = out.nngp / scale_out, out.ntk / scale_out
+                if unit:  # as the NumPy steps: an item with itself has correlation exactly 1
+                    lam = jnp.where(eye, 1.0, lam)
             return jnp.stack([lam, tau], axis=1).astype(panel.dtype)
 
         return jax.jit(run)
@@ -293,9 +326,15 @@ def _run_block(stage, p: int, ctx: dict, fns: dict) -> None:
         tick(times, "store", t)
 
 
-def _apply(fns: dict, spec: tuple, panel, s: int, e: int, rows: int, put):
-    ops, d_in, var_in, d_out, unit_out = spec
+def _apply(fns: dict, steps: tuple, panel, s: int, e: int, rows: int, put):
     vec = lambda v: put(_padded_vector(v, s, rows))  # noqa: E731
     col = lambda v: put(_padded_vector(v, s, panel.shape[2]))  # noqa: E731
-    return fns["segment"](ops, unit_out)(panel, vec(d_in), col(d_in), vec(var_in), col(var_in), vec(d_out),
-                                         col(d_out))
+    structure, vectors = [], []
+    for step in steps:
+        if step[0] == "corr":
+            structure.append((*step, True))
+        else:
+            _, op, d_in, var_in, d_out, unit_out = step
+            structure.append(("general", op, None, unit_out))
+            vectors.append((vec(d_in), col(d_in), vec(var_in), col(var_in), vec(d_out), col(d_out)))
+    return fns["segment"](tuple(structure))(panel, vectors)
