@@ -159,6 +159,9 @@ def _build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--implementation", choices=("dense", "sparse"), default="dense",
                       help="graph batches of the node path (default dense)")
     comp.add_argument("--block-size", type=_positive_int, default=None, help="graphs per block side")
+    comp.add_argument("--backend", choices=("auto", "numpy", "jax"), default="auto",
+                      help="where the item engine's tiles run: numpy (CPU threads), jax (every local JAX "
+                           "device), or auto: jax only when a GPU/TPU is present (default)")
     comp.add_argument("--memory-limit", type=_gigabytes, default=None, metavar="GIB",
                       help="approximate memory per block in GiB (default: 75%% of the memory available)")
     comp.add_argument("--cache-dir", type=Path, help="keep finished blocks here; a rerun resumes")
@@ -354,7 +357,7 @@ def _cmd_gram(args: argparse.Namespace) -> int:
         K = gram(model, rows, cols, get=args.kernel, dtype=args.dtype, method=args.method,
                  implementation=args.implementation.upper(), block_size=args.block_size,
                  memory_limit=args.memory_limit, cache_dir=args.cache_dir, progress=not args.no_progress,
-                 config=config, scheduler=scheduler, all_depths=grid)
+                 config=config, scheduler=scheduler, all_depths=grid, backend=args.backend)
     if grid:  # keys L{depth}_jk / L{depth}_nojk for the requested depths
         K = {f"L{d}_{'jk' if jk else 'nojk'}": k for (d, jk), k in sorted(K.items()) if d >= args.blocks[0]}
     gram_files.write_gram(args.output, K, gram_files.sidecar_info(args, ds, architecture, test_ds))

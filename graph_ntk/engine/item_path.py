@@ -35,10 +35,10 @@ class ItemEngine:
     """Blocks of :func:`program_gram`: one call per pair of chunks."""
 
     def __init__(self, program: P.Program, gets: tuple[str, ...], dtype: str, num_tags: int | None,
-                 graphs1: Sequence[Graph], graphs2: Sequence[Graph], progress: bool, each_readout: bool = False
-                 ) -> None:
+                 graphs1: Sequence[Graph], graphs2: Sequence[Graph], progress: bool, each_readout: bool = False,
+                 backend: str = "auto") -> None:
         self.program, self.gets, self.dtype, self.num_tags = program, gets, np.dtype(dtype), num_tags
-        self.each_readout = each_readout
+        self.each_readout, self.backend = each_readout, backend
         self.graphs = {"a": graphs1, "b": graphs2}
         # The engine's own per-stage bars only help when one call is the whole job; the
         # outer pair bar would jump from 0 to 100% underneath them.
@@ -48,7 +48,7 @@ class ItemEngine:
         g1 = [self.graphs[sa][i] for i in ca.index]
         g2 = None if (sa, ca.key) == (sb, cb.key) else [self.graphs[sb][i] for i in cb.index]
         out = program_gram(self.program, g1, g2, num_tags=self.num_tags, get=self.gets, dtype=self.dtype,
-                           progress=self.shows_progress, each_readout=self.each_readout)
+                           progress=self.shows_progress, each_readout=self.each_readout, backend=self.backend)
         if self.each_readout:  # per kernel, every readout in depth order
             return tuple(r[0 if g == "nngp" else 1] for g in self.gets for r in out.readouts)
         return tuple(getattr(out, g) for g in self.gets)

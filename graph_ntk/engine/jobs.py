@@ -18,6 +18,7 @@ from graph_ntk.engine.buckets import _NODE_BLOCK_SIZE, Chunk, _chunk_caps, _chun
 from graph_ntk.engine.files import _open_cache, _write_atomic, save_npy_atomic
 from graph_ntk.engine.inputs import _DTYPES, _GETS, _as_graph_list, _input_dim, _normalise_get, _resolve_num_tags
 from graph_ntk.engine.item_path import ItemEngine, plan_item_chunks
+from graph_ntk.kernels.jax_tiles import BACKENDS
 
 _METHODS = ("auto", "colour", "nodes")
 _IMPLEMENTATIONS = ("DENSE", "SPARSE")
@@ -137,9 +138,11 @@ class _Job:
 
 
 def _prepare(model, graphs, graphs2, *, get, num_tags, dtype, block_size, method, implementation, config,
-             max_buckets, memory_limit, cache_dir, progress, all_depths=False) -> _Job:
+             max_buckets, memory_limit, cache_dir, progress, all_depths=False, backend="auto") -> _Job:
     """Validate the arguments of :func:`gram`, choose the engine and cut the graphs into chunks."""
     gets, single = _normalise_get(get)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be 'auto', 'numpy' or 'jax', got {backend!r}")
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     if method not in _METHODS:
@@ -209,7 +212,7 @@ def _prepare(model, graphs, graphs2, *, get, num_tags, dtype, block_size, method
         if use_items:
             single_call = len(chunks1) == 1 and len(chunks2) == 1
             return ItemEngine(program, gets, dtype, tags, list1, columns, progress and single_call,
-                              each_readout=all_depths)
+                              each_readout=all_depths, backend=backend)
         from graph_ntk.engine.node_path import _NodeEngine
 
         return _NodeEngine(kernel_fn(), gets, tags, implementation, dtype, list1, columns)
@@ -236,6 +239,7 @@ def gram(
     memory_limit: int | None = None,
     scheduler: Any = None,
     all_depths: bool = False,
+    backend: Literal["auto", "numpy", "jax"] = "auto",
 ) -> np.ndarray | tuple[np.ndarray, ...] | dict[tuple[int, bool], Any]:
     r"""The Gram matrix :math:`K_{ij} = k(G_i, G'_j)` of a graph kernel over whole datasets.
 
@@ -288,6 +292,10 @@ def gram(
             returned as a dict keyed by ``(depth, jumping_knowledge)``; ``output`` is then an
             ``.npz`` with keys ``L{depth}_jk`` / ``L{depth}_nojk`` (prefixed ``ntk_`` /
             ``nngp_`` when ``get`` is a tuple).
+        backend: where the item engine's tiled executor runs: ``'numpy'`` (CPU threads),
+            ``'jax'`` (jitted tiles on every local JAX device in parallel, the same result)
+            or ``'auto'`` (default: ``'jax'`` only when a GPU/TPU is present; on a CPU-only
+            machine JAX is not even imported).
 
     Raises:
         ValueError: bad arguments or destinations, or a result with inf/NaN (overflow).
@@ -311,7 +319,8 @@ def gram(
     memory_limit = memory.resolve_memory_limit(memory_limit)
     job = _prepare(model, graphs, graphs2, get=get, num_tags=num_tags, dtype=dtype, block_size=block_size,
                    method=method, implementation=implementation, config=config, max_buckets=max_buckets,
-                   memory_limit=memory_limit, cache_dir=cache_dir, progress=progress, all_depths=all_depths)
+                   memory_limit=memory_limit, cache_dir=cache_dir, progress=progress, all_depths=all_depths,
+                   backend=backend)
     if output is not None:  # checked before hours of work, not after
         wanted = ".npy" if job.single and not all_depths else ".npz"
         if Path(output).suffix != wanted:
