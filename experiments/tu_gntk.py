@@ -176,12 +176,18 @@ def paper_scores(K: np.ndarray, y: np.ndarray, folds, c_grid: np.ndarray, cache:
 
 
 def nested_scores(K, y, splits, c_grid, inner, cache: ScoreCache, desc: dict) -> CandidateScores:
-    shape = (len(splits), len(splits[0]), len(c_grid))
-    both = cache.get(desc, (2, *shape))
-    if both is None:
-        s = svm_candidate_scores(K, y, splits, c_grid=c_grid, inner_splits=inner, seed=0)
-        both = np.stack([s.inner, s.outer])
-        cache.put(desc, both)
+    """Scores of one candidate, cached per repetition (so a run with more ``--repeats``
+    reuses the repetitions already computed: repetition ``r`` always has seed ``r``)."""
+    reps = []
+    for r, rep in enumerate(splits):
+        key = {**desc, "repetition": r}
+        both = cache.get(key, (2, len(rep), len(c_grid)))
+        if both is None:
+            s = svm_candidate_scores(K, y, [rep], c_grid=c_grid, inner_splits=inner, seed=0)
+            both = np.stack([s.inner[0], s.outer[0]])
+            cache.put(key, both)
+        reps.append(both)
+    both = np.stack(reps, axis=1)
     return CandidateScores(both[0], both[1])
 
 
@@ -230,7 +236,7 @@ def run_dataset(name: str, args) -> dict:
         base, form = k.split("|")
         ident = "+".join(digests[b.strip()] for b in base.split("+"))
         desc = {"nested": True, "gram": ident, "form": form, "C": c_nested.tolist(), "y": y.tolist(),
-                "repeats": args.repeats, "outer": args.outer, "inner": args.inner, "seed": 0}
+                "outer": args.outer, "inner": args.inner, "seed": 0}
         scores[k] = nested_scores(K, y, splits, c_nested, args.inner, cache, desc)
         if (i + 1) % 10 == 0:
             _log(f"{name}: nested scores {i + 1}/{len(cands)} ({time.perf_counter() - t:.0f} s)")
@@ -264,6 +270,7 @@ def run_dataset(name: str, args) -> dict:
                   protocol={"repeats": args.repeats, "outer": args.outer, "inner": args.inner,
                             "nested_c": args.nested_c, "nested_forms": list(args.nested_forms),
                             "paper_c": len(c_paper), "paper_forms": list(args.paper_forms), "sums": args.sums,
+                            "paper_kernels": list(args.paper_kernels), "full_depths": list(DATASETS[name][2]),
                             "candidates": len(cands)})
     _log(f"{name}: nested over {len(cands)} candidates in {result['nested_wall_s']} s: "
          + ", ".join(f"{f} {100 * v['mean']:.1f}" for f, v in nested.items()))

@@ -53,7 +53,8 @@ def markdown(stored: dict, datasets: dict) -> str:
             cells.append(_pm(b[1]["mean"], b[1]["std"]) if b else "not run")
         L.append(f"| {label} | " + " | ".join(cells) + " |")
     for m, nums in PUBLISHED.items():
-        L.append(f"| {m} (published, Table 1) | " + " | ".join(f"{nums[d][0]:.1f} ± {nums[d][1]:.1f}" for d in names) + " |")
+        cells = [f"{nums[d][0]:.1f} ± {nums[d][1]:.1f}" for d in names]
+        L.append(f"| {m} (published, Table 1) | " + " | ".join(cells) + " |")
     cells = []
     for d in names:
         b = _best(res[d]["paper"], "ntk") if d in res else None
@@ -86,10 +87,15 @@ def markdown(stored: dict, datasets: dict) -> str:
         for pair, v in res.get(d, {}).get("paired", {}).items():
             L.append(f"| {d} | {pair} | {100 * v['mean_diff']:+.2f} ± {100 * v['std_diff']:.2f} | "
                      f"{v['wins']} / {v['losses']} / {v['ties']} | {v['p_sign']:.3g} | {v['p_wilcoxon']:.3g} |")
-    wins = [d for d in names if d in res and res[d].get("paired", {}).get("graph_ntk best - WL", {}).get("mean_diff", 0) > 0]
-    ran = [d for d in names if d in res and "graph_ntk best - WL" in res[d].get("paired", {})]
+    moon = {d: res[d]["paired"]["graph_ntk best - WL"] for d in names
+            if d in res and "graph_ntk best - WL" in res[d].get("paired", {})}
+    wins = [d for d, v in moon.items() if v["mean_diff"] > 0]
+    ran = list(moon)
     L += ["", f"**Moonshot**: graph_ntk best has a higher mean than WL on {len(wins)} of the {len(ran)} datasets run "
-          f"({', '.join(wins) or 'none'}); not on {', '.join(sorted(set(ran) - set(wins))) or 'none'}.", "",
+          f"({', '.join(wins) or 'none'}); not on {', '.join(d for d in ran if d not in wins) or 'none'}. "
+          "Per dataset: " + "; ".join(f"{d} {100 * v['mean_diff']:+.2f} points (sign test p = {v['p_sign']:.2g})"
+                                      for d, v in moon.items()) + ". Not run: "
+          + (", ".join(d for d in names if d not in moon) or "none") + ".", "",
           "Most frequent choices of the inner CV (over all outer splits):", ""]
     for d in names:
         for f in fams:
@@ -113,6 +119,33 @@ def markdown(stored: dict, datasets: dict) -> str:
                  f"{p['paper_c']} / {'+'.join(p['paper_forms'])} | {p['repeats']} × {p['outer']}, {p['inner']}, "
                  f"{p['nested_c']}, {'+'.join(p['nested_forms'])} | {p['candidates']} | {gsum:.1f} | "
                  f"{r['paper_wall_s']:.0f} | {r['nested_wall_s']:.0f} |")
+    L += ["", "Deviations from the full protocol (the honest list):", ""]
+    for d in names:
+        if d not in res:
+            L.append(f"* {d}: not run: no CPU time left for it on the shared 2-core machine "
+                     "(Grams: NCI1 L=13 and COLLAB need hours there).")
+            continue
+        p, r, dev = res[d]["protocol"], res[d], []
+        if r["depths"] != p.get("full_depths", r["depths"]):
+            dev.append(f"depths {r['depths']} of {p['full_depths']}")
+        if r["mlp_layers"] != [1, 2, 3]:
+            dev.append(f"R {r['mlp_layers']} of [1, 2, 3]")
+        if r["scalings"] != ["sum", "mean"]:
+            dev.append(f"scaling {r['scalings']} only")
+        if p["paper_c"] < 120:
+            dev.append(f"paper protocol on {p['paper_c']} of the 120 C values (a regular subset)")
+        for what, key, full in (("paper", "paper_forms", ["cos", "raw"]), ("nested", "nested_forms", ["cos", "raw"])):
+            if sorted(p[key]) != full:
+                dev.append(f"{what}: {'+'.join(p[key])} Gram only (no {'+'.join(sorted(set(full) - set(p[key])))})")
+        if "nngp" not in p.get("paper_kernels", ["nngp"]):
+            dev.append("paper protocol not run for GNNGP")
+        if p["repeats"] < 10:
+            dev.append(f"{p['repeats']} of 10 repetitions")
+        if p["inner"] < 5:
+            dev.append(f"{p['inner']}-fold inner CV (not 5)")
+        if p["nested_c"] < 25:
+            dev.append(f"{p['nested_c']} inner C values (not 25)")
+        L.append(f"* {d}: " + ("; ".join(dev) if dev else "none") + ".")
     L += ["", "Commands:", ""] + [f"* {d}: `{res[d]['command']}`" for d in names if d in res]
     L += ["", "Plots: `tu_gntk_depth.png` (accuracy vs depth, GNTK vs WL), `tu_gntk_time.png` (Gram time vs "
           "dataset size).", ""]

@@ -148,7 +148,8 @@ def test_experiment_families_and_sums():
     assert exp.family_of("wl h2|raw") == ["graph_ntk best", "WL"]
     assert exp.family_of("ntk L3 R2 sum JK + wl h3|cos") == ["graph_ntk best"]
     _, g = _data(10)
-    grams = {"ntk L3 R1 sum JK": g["good"] + 1, "ntk L3 R1 sum": g["good"], **{f"wl h{h}": g["bad"] + 1 for h in exp.WL_H}}
+    grams = {"ntk L3 R1 sum JK": g["good"] + 1, "ntk L3 R1 sum": g["good"],
+             **{f"wl h{h}": g["bad"] + 1 for h in exp.WL_H}}
     f = exp.forms(grams, ["cos"], True, (3,))
     assert "ntk L3 R1 sum JK + wl h3|cos" in f and "ntk L3 R1 sum + wl h3|cos" not in f
     np.testing.assert_allclose(np.diag(f["ntk L3 R1 sum JK + wl h3|cos"]), 1.0)
