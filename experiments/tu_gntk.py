@@ -47,6 +47,22 @@ cosine-normalised (``--paper-forms`` / ``--nested-forms``).
 The SVM scores of every candidate (inner and outer, every ``C``, every split) are
 computed once and cached, and each family's nested selection is read off them
 exactly (:func:`graph_ntk.model_selection.nested_select`).
+
+**Cost** (the design constraint): one SVM fit takes about 1-4 ms on MUTAG, 20 ms on
+IMDB-B and 0.5 s on NCI1, and the full protocol needs, per candidate Gram form, 120 x 10
+paper fits and 10 x 10 x (5 + 1) x 25 nested fits: e.g. NCI1 alone is weeks of CPU.
+Shrinking flags, in order of effect: ``--repeats``, ``--nested-c``, ``--inner``,
+``--nested-forms cos`` / ``--paper-forms cos`` (raw Grams also make libsvm slow at large
+``C``), ``--paper-c-step k`` (every k-th of the 120 C), ``--paper-kernels ntk wl``,
+``--mlp-layers`` / ``--scalings`` / ``--depths``, ``--datasets``. ``--quick`` is a
+one-minute smoke test. Every reduction used is listed per dataset in ``tu_gntk.md``.
+
+Examples::
+
+    nice -n 19 .venv/bin/python experiments/tu_gntk.py --quick --out /tmp/q
+    nice -n 19 .venv/bin/python experiments/tu_gntk.py --datasets MUTAG PTC --repeats 2 \
+        --inner 3 --nested-c 7 --nested-forms cos --paper-forms cos --paper-c-step 4
+    nice -n 19 .venv/bin/python experiments/tu_gntk.py --report-only
 """
 
 from __future__ import annotations
@@ -323,6 +339,8 @@ def main(argv=None) -> None:
             if args.grams_only:
                 continue
             r["command"], r["wall_s"] = command, round(time.perf_counter() - t, 1)
+            if json_path.exists():  # another run may have added datasets meanwhile: merge, don't overwrite
+                stored["datasets"].update(json.loads(json_path.read_text()).get("datasets", {}))
             stored["datasets"][name] = r
             json_path.write_text(json.dumps(stored, indent=1))
             report.write_all(stored, args.out, DATASETS)
