@@ -1,0 +1,155 @@
+"""Repeated nested CV over candidate kernels, paired comparisons and the verified score cache
+(graph_ntk.model_selection), and the cache/resume logic of experiments/tu_gntk.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from graph_ntk.engine.files import CorruptBlockWarning, block_path
+from graph_ntk.evaluation import cosine_normalize, default_folds, svm_nested_cv
+from graph_ntk.model_selection import (CandidateScores, ScoreCache, nested_select, paired_comparison,
+                                       repeated_splits, svm_candidate_scores)
+
+C_GRID = [0.01, 1.0, 100.0]
+
+
+def _data(n: int = 60, seed: int = 0):
+    """Two noisy linear-kernel candidates on a two-class problem (one informative, one not)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = rng.normal(size=(n, 5)) + 0.8 * y[:, None]
+    noise = rng.normal(size=(n, 5))
+    good = cosine_normalize(x @ x.T + 5.0)
+    bad = cosine_normalize(noise @ noise.T + 5.0)
+    return y, {"good": good, "bad": bad}
+
+
+def test_repeated_splits_are_stratified_partitions_fixed_by_seed():
+    y = np.array([0] * 30 + [1] * 20)
+    s = repeated_splits(y, n_repeats=3, n_splits=5, seed=7)
+    for rep in s:
+        tests = np.concatenate([te for _, te in rep])
+        assert sorted(tests.tolist()) == list(range(50))
+        for tr, te in rep:
+            assert np.intersect1d(tr, te).size == 0 and (y[te] == 1).sum() == 4
+    again = repeated_splits(y, n_repeats=3, n_splits=5, seed=7)
+    assert all(np.array_equal(a[1], b[1]) for ra, rb in zip(s, again) for a, b in zip(ra, rb))
+    assert not np.array_equal(s[0][0][1], s[1][0][1])  # repetitions reshuffle
+    with pytest.raises(ValueError, match="n_splits"):
+        repeated_splits(y, 2, 1)
+
+
+def test_nested_select_equals_refitting_nested_cv():
+    """Selection read off cached scores = svm_nested_cv refitting over the same family."""
+    y, grams = _data()
+    folds = default_folds(y, 4, seed=3)
+    scores = {k: svm_candidate_scores(K, y, [folds], c_grid=C_GRID, inner_splits=3) for k, K in grams.items()}
+    ours = nested_select(scores, C_GRID)
+    ref = svm_nested_cv(grams, y, folds, c_grid=C_GRID, normalizations=("cosine",), inner_splits=3)
+    np.testing.assert_array_equal(ours.accuracies[0], ref.fold_accuracies)
+    assert [(s["kernel"], s["C"]) for s in ours.selected[0]] == [(s["kernel"], s["C"]) for s in ref.selected]
+
+
+def test_selection_never_sees_the_test_fold_labels():
+    """Scrambling the outer test labels changes only the outer accuracies, never the choice."""
+    y, grams = _data(seed=1)
+    tr, te = default_folds(y, 5, seed=0)[2]
+    y_bad = y.copy()
+    y_bad[te] = 1 - y_bad[te]
+    clean = {k: svm_candidate_scores(K, y, [[(tr, te)]], c_grid=C_GRID, inner_splits=3) for k, K in grams.items()}
+    dirty = {k: svm_candidate_scores(K, y_bad, [[(tr, te)]], c_grid=C_GRID, inner_splits=3) for k, K in grams.items()}
+    for k in grams:
+        np.testing.assert_array_equal(clean[k].inner, dirty[k].inner)
+        np.testing.assert_allclose(clean[k].outer, 1.0 - dirty[k].outer)  # binary: flipped labels
+    assert nested_select(clean, C_GRID).selected == nested_select(dirty, C_GRID).selected
+
+
+def test_nested_select_tie_breaks_and_validates():
+    inner = np.zeros((1, 2, 3))
+    outer = np.arange(6, dtype=float).reshape(1, 2, 3) / 10
+    r = nested_select({"a": CandidateScores(inner, outer), "b": CandidateScores(inner + 0, outer + 0.5)}, C_GRID)
+    assert [s["kernel"] for s in r.selected[0]] == ["a", "a"] and r.selected[0][0]["C"] == 0.01
+    np.testing.assert_allclose(r.accuracies, [[0.0, 0.3]])
+    with pytest.raises(ValueError, match="c_grid"):
+        nested_select({"a": CandidateScores(inner, outer)}, [1.0])
+    with pytest.raises(ValueError, match="empty"):
+        nested_select({}, C_GRID)
+
+
+def test_paired_comparison_on_known_inputs():
+    a = np.array([[0.9, 0.8, 0.7, 0.6], [0.9, 0.9, 0.9, 0.9], [0.5, 0.5, 0.5, 0.5]])
+    b = np.array([[0.8, 0.8, 0.6, 0.7], [0.8, 0.8, 0.8, 0.8], [0.4, 0.5, 0.5, 0.5]])
+    out = paired_comparison(a, b)
+    d = a - b
+    assert out["mean_diff"] == pytest.approx(d.mean())
+    assert out["std_diff"] == pytest.approx(d.mean(axis=1).std())
+    assert (out["wins"], out["losses"], out["ties"]) == (7, 1, 4)
+    assert out["p_sign"] == pytest.approx(stats.binomtest(7, 8).pvalue)
+    assert out["p_wilcoxon"] == pytest.approx(stats.wilcoxon(d.mean(axis=1)).pvalue)
+    assert np.isnan(paired_comparison(a[:1], b[:1])["p_wilcoxon"])
+    with pytest.raises(ValueError, match="same shape"):
+        paired_comparison(a, b[:2])
+
+
+def test_score_cache_detects_corruption(tmp_path):
+    cache = ScoreCache(tmp_path)
+    arr = np.arange(12, dtype=float).reshape(3, 4)
+    cache.put({"k": 1}, arr)
+    np.testing.assert_array_equal(cache.get({"k": 1}, (3, 4)), arr)
+    assert cache.get({"k": 2}, (3, 4)) is None
+    path = block_path(tmp_path, cache.key({"k": 1}))
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.warns(CorruptBlockWarning):
+        assert cache.get({"k": 1}, (3, 4)) is None
+
+
+def _experiment():
+    path = Path(__file__).resolve().parent.parent / "experiments" / "tu_gntk.py"
+    spec = importlib.util.spec_from_file_location("tu_gntk_experiment", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_experiment_resumes_from_cache_with_identical_scores(tmp_path, monkeypatch):
+    exp = _experiment()
+    y, grams = _data(40)
+    splits = repeated_splits(y, 2, 4, seed=0)
+    desc = {"nested": True, "gram": "good"}
+    first = exp.nested_scores(grams["good"], y, splits, np.array(C_GRID), 3, ScoreCache(tmp_path), desc)
+
+    def refuse(*a, **k):
+        raise AssertionError("recomputed despite a valid cache")
+
+    monkeypatch.setattr(exp, "svm_candidate_scores", refuse)
+    again = exp.nested_scores(grams["good"], y, splits, np.array(C_GRID), 3, ScoreCache(tmp_path), desc)
+    np.testing.assert_array_equal(first.inner, again.inner)
+    np.testing.assert_array_equal(first.outer, again.outer)
+    # A damaged cache file is recomputed (here: refused, proving it was not trusted).
+    path = next(tmp_path.glob("*.npz"))
+    path.write_bytes(path.read_bytes()[:-40])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CorruptBlockWarning)
+        with pytest.raises(AssertionError, match="recomputed"):
+            exp.nested_scores(grams["good"], y, splits, np.array(C_GRID), 3, ScoreCache(tmp_path), desc)
+
+
+def test_experiment_families_and_sums():
+    exp = _experiment()
+    assert exp.family_of("ntk L3 R2 sum JK|cos") == ["graph_ntk best", "GNTK"]
+    assert exp.family_of("wl h2|raw") == ["graph_ntk best", "WL"]
+    assert exp.family_of("ntk L3 R2 sum JK + wl h3|cos") == ["graph_ntk best"]
+    _, g = _data(10)
+    grams = {"ntk L3 R1 sum JK": g["good"] + 1, "ntk L3 R1 sum": g["good"],
+             **{f"wl h{h}": g["bad"] + 1 for h in exp.WL_H}}
+    f = exp.forms(grams, ["cos"], True, (3,))
+    assert "ntk L3 R1 sum JK + wl h3|cos" in f and "ntk L3 R1 sum + wl h3|cos" not in f
+    np.testing.assert_allclose(np.diag(f["ntk L3 R1 sum JK + wl h3|cos"]), 1.0)
