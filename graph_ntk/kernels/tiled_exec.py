@@ -297,6 +297,12 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
     on_device = backend == "jax"
     if on_device:
         jax_tiles.attach_devices(contexts)
+
+    def compile_segment(track: Track, seg_ops: tuple) -> tuple[list, tuple | None]:
+        # the device steps are planned only when they will run
+        if on_device:
+            return jax_tiles.segment(track, seg_ops, dtype)
+        return track.compile(seg_ops, dtype), None
     timings["refine"] = time.perf_counter() - t0
 
     factor: tuple[np.ndarray, np.ndarray | None] | None = (phi, None)
@@ -353,16 +359,16 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
         segments, pending, device_segments = [], [], []
         for o in ops:
             if isinstance(o, tuple):
-                compiled, spec = jax_tiles.segment(track, tuple(pending), dtype)
+                compiled, spec = compile_segment(track, tuple(pending))
                 tap: Tap = o[1]
                 tap_track = track.copy()
-                tap_ops, tap_spec = jax_tiles.segment(tap_track, tap.ops, dtype)
+                tap_ops, tap_spec = compile_segment(tap_track, tap.ops)
                 segments.append((compiled, (tap_ops, readout_matrix(k, tap.mode, tap_track.d), tap.group)))
                 device_segments.append((spec, tap_spec))
                 pending = []
             else:
                 pending.append(o)
-        compiled, spec = jax_tiles.segment(track, tuple(pending), dtype)
+        compiled, spec = compile_segment(track, tuple(pending))
         segments.append((compiled, None))
         device_segments.append((spec, None))
         stage = _Stage(source, counts[k], block, segments, keep=k + 1 < len(stage_ops), dtype=dtype)
