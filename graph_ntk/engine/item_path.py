@@ -4,8 +4,10 @@ A description with a layer program (``graph_ntk.nn``, the GNTK preset, :class:`G
 evaluated by :func:`graph_ntk.kernels.program_gram.program_gram` over the items of the
 graphs of a block. Its memory grows with the square of the item count, so when the whole
 collection does not fit ``memory_limit`` the graphs are cut into chunks of bounded item
-count, and the engine is run per pair of chunks (fewer shared items: less compression,
-same numbers).
+count. A chunk with itself runs the square executor; two different chunks run only their
+cross kernels (:mod:`graph_ntk.kernels.cross_exec`, with every node's variances from one
+cheap pass, :func:`~graph_ntk.kernels.program_gram.node_variances`), so the work stays that
+of the whole collection's kernel (less the compression of items shared across chunks).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from graph_ntk.data.graph import Graph
 from graph_ntk.engine.buckets import Chunk
 from graph_ntk.engine.memory import check_fits
 from graph_ntk.kernels.chain import NotAChain, chain_plan
-from graph_ntk.kernels.program_gram import node_features, program_gram
+from graph_ntk.kernels.cross_exec import cross_memory
+from graph_ntk.kernels.jax_tiles import resolve_backend
+from graph_ntk.kernels.program_gram import cross_supported, node_features, node_variances, program_gram
 from graph_ntk.kernels.refine import feature_partition, refine
 from graph_ntk.kernels.spaces import NodeSpace
 from graph_ntk.kernels.tiled_exec import DEFAULT_BLOCK, chain_memory
@@ -43,12 +47,29 @@ class ItemEngine:
         # The engine's own per-stage bars only help when one call is the whole job; the
         # outer pair bar would jump from 0 to 100% underneath them.
         self.shows_progress = progress
+        self.cross = uses_cross(program, backend)
+        self._variances: dict[str, tuple[dict[int, np.ndarray], np.ndarray]] = {}
+
+    def _chunk_variances(self, side: str, chunk: Chunk) -> dict[int, np.ndarray]:
+        """Every node's variances (per stage) for the graphs of ``chunk``, from one pass over
+        the side's graphs, made on first use."""
+        if side not in self._variances:
+            graphs = self.graphs[side]
+            found = node_variances(self.program, graphs, num_tags=self.num_tags)
+            self._variances[side] = (found, np.concatenate([[0], np.cumsum([g.num_nodes for g in graphs])]))
+        found, starts = self._variances[side]
+        nodes = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in chunk.index])
+        return {k: v[nodes] for k, v in found.items()}
 
     def dispatch(self, ca: Chunk, sa: str, cb: Chunk, sb: str, slot: int):
         g1 = [self.graphs[sa][i] for i in ca.index]
         g2 = None if (sa, ca.key) == (sb, cb.key) else [self.graphs[sb][i] for i in cb.index]
+        variances = None
+        if g2 is not None and self.cross:
+            variances = (self._chunk_variances(sa, ca), self._chunk_variances(sb, cb))
         out = program_gram(self.program, g1, g2, num_tags=self.num_tags, get=self.gets, dtype=self.dtype,
-                           progress=self.shows_progress, each_readout=self.each_readout, backend=self.backend)
+                           progress=self.shows_progress, each_readout=self.each_readout, backend=self.backend,
+                           variances=variances)
         if self.each_readout:  # per kernel, every readout in depth order
             return tuple(r[0 if g == "nngp" else 1] for g in self.gets for r in out.readouts)
         return tuple(getattr(out, g) for g in self.gets)
@@ -56,6 +77,11 @@ class ItemEngine:
     @staticmethod
     def collect(pending) -> np.ndarray:
         return np.stack(pending)
+
+
+def uses_cross(program: P.Program, backend: str) -> bool:
+    """Whether pairs of different chunks run only their cross kernels."""
+    return resolve_backend(backend) == "numpy" and cross_supported(program)
 
 
 def _aggregations(program: P.Program) -> list[P.Aggregate]:
@@ -94,13 +120,21 @@ def needed_bytes(program: P.Program, counts: Sequence[int], num_graphs: int, ite
     return chain_memory(tuple(counts), num_graphs, max(plan.num_groups, 1), DEFAULT_BLOCK, 2, itemsize, types)
 
 
+def _cross_need(program: P.Program, items: int, num_graphs: int, itemsize: int) -> int:
+    types = max([op.edge_types or 1 for op in _aggregations(program)] or [1])
+    return cross_memory(items, items, num_graphs, max(chain_plan(program).num_groups, 1), DEFAULT_BLOCK, 2,
+                        itemsize, types)
+
+
 def plan_item_chunks(program: P.Program, list1: list[Graph], list2: list[Graph] | None, num_tags: int | None,
-                     block_size: int | None, memory_limit: int, itemsize: int) -> tuple[list[Chunk], list[Chunk]]:
+                     block_size: int | None, memory_limit: int, itemsize: int, backend: str = "auto"
+                     ) -> tuple[list[Chunk], list[Chunk]]:
     """Chunks of graphs such that every pair of chunks fits ``memory_limit``.
 
     One call on everything compresses best, so that is used when it fits (and
-    ``block_size`` allows); otherwise graphs are taken in order of size into chunks with at
-    most half the affordable number of items, so that any pair of chunks fits.
+    ``block_size`` allows); otherwise graphs are taken in order of size into chunks of
+    bounded item count, so that any pair of chunks fits: a chunk's square kernel and two
+    chunks' cross kernel (:func:`uses_cross`), else the square kernel of two chunks together.
     """
     everything = list1 if list2 is None else list1 + list2
     items = item_counts(program, everything, num_tags)
@@ -110,8 +144,13 @@ def plan_item_chunks(program: P.Program, list1: list[Graph], list2: list[Graph] 
     if fits:
         whole1 = [Chunk("a0", np.arange(len(list1)), len(list1), 0, 0)]
         return whole1, (whole1 if list2 is None else [Chunk("b0", np.arange(len(list2)), len(list2), 0, 0)])
+    cross = uses_cross(program, backend)
     if need <= memory_limit:  # only block_size cuts
         limit = max(counts)
+    elif cross:  # a chunk's square kernel and any two chunks' cross kernel must fit
+        limit = max(1, int(max(counts) * math.sqrt(memory_limit / need)))
+        while limit > 1 and _cross_need(program, limit, len(everything), itemsize) > memory_limit:
+            limit = int(limit * 0.9)
     else:  # memory grows like items^2: half the affordable items per chunk, so any pair fits
         limit = max(1, int(max(counts) * math.sqrt(memory_limit / need) / 2))
     deepest = items[int(np.argmax(counts))]
@@ -123,9 +162,11 @@ def plan_item_chunks(program: P.Program, list1: list[Graph], list2: list[Graph] 
     largest = max(_chunk_items(c, lst, deepest, off) for lst, chunks, off in
                   ((list1, chunks1, 0), (list2 or [], chunks2 if list2 else [], n1_nodes)) for c in chunks)
     if largest > limit:
-        scale = min(1.0, 2 * largest / max(counts))
+        scale = min(1.0, (1 if cross else 2) * largest / max(counts))
         most = 2 * max(c.index.size for c in (*chunks1, *chunks2))
         pair_need = needed_bytes(program, [max(1, int(c * scale)) for c in counts], most, itemsize)
+        if cross:
+            pair_need = max(pair_need, _cross_need(program, largest, most, itemsize))
         check_fits(pair_need, memory_limit, f"one block of the item engine ({2 * largest} items)",
                    "use dtype='float32', or a larger memory_limit: a single graph this large cannot be split")
     return chunks1, chunks2

@@ -92,7 +92,7 @@ def _prepare(model, graphs, graphs2, *, get, num_tags, dtype, block_size, method
 
     itemsize = 8 if dtype == "float64" else 4
     if use_items:
-        chunks1, chunks2 = plan_item_chunks(program, list1, list2, tags, block_size, memory_limit, itemsize)
+        chunks1, chunks2 = plan_item_chunks(program, list1, list2, tags, block_size, memory_limit, itemsize, backend)
         plan = None
     else:
         plan = plan_buckets([g.num_nodes for g in all_graphs], max_buckets)

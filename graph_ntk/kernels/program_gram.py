@@ -26,17 +26,20 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from graph_ntk import program as P
 from graph_ntk.data.graph import Graph
-from graph_ntk.kernels.chain import NotAChain, Sum, Tap, chain_plan
-from graph_ntk.kernels.dense_exec import State, run_dense
+from graph_ntk.kernels.chain import ChainPlan, NotAChain, Sum, Tap, chain_plan
+from graph_ntk.kernels.cross_exec import run_cross
+from graph_ntk.kernels.dense_exec import State, pointwise, run_dense
+from graph_ntk.kernels import rules
 from graph_ntk.kernels.jax_tiles import resolve_backend
 from graph_ntk.kernels.refine import FeaturePartition, feature_partition
 from graph_ntk.kernels.spaces import NodeSpace
 from graph_ntk.kernels.tiled_exec import run_chain
 
-__all__ = ["ProgramGram", "node_features", "program_gram"]
+__all__ = ["ProgramGram", "cross_supported", "node_features", "node_variances", "program_gram"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ def program_gram(
     progress: bool = False,
     each_readout: bool = False,
     backend: str = "auto",
+    variances: tuple[dict[int, np.ndarray], dict[int, np.ndarray]] | None = None,
 ) -> ProgramGram:
     """The Gram matrices of ``program`` between ``graphs`` and ``graphs2`` (or itself).
 
@@ -122,6 +126,11 @@ def program_gram(
             CPUs), ``'jax'`` (jitted on every local JAX device in parallel; same results) or
             ``'auto'`` (``'jax'`` only when an accelerator is present; JAX is not imported
             otherwise). The dense executor always runs on NumPy.
+        variances: ``(of graphs, of graphs2)``, each node's variance per stage
+            (:func:`node_variances`): then only the cross kernels between ``graphs`` and
+            ``graphs2`` are computed (:mod:`graph_ntk.kernels.cross_exec`; needs
+            :func:`cross_supported` and the NumPy backend), never the items within one side:
+            same numbers, half or less of the work when the two sides share few items.
     """
     t0 = time.perf_counter()
     backend = resolve_backend(backend)
@@ -135,12 +144,21 @@ def program_gram(
     if len(kinds) > 1:
         raise ValueError("every graph must carry the same node information (node_labels, features x of one "
                          "width, or both); these graphs mix " + ", ".join(sorted(map(str, kinds))))
-    has_labels = joint[0].node_labels is not None and num_tags is not None
-    keys, _ = node_features(joint, num_tags)
-    part = feature_partition(keys)
-    phi = input_factor(part, num_tags, has_labels).astype(dtype)
-    space = NodeSpace.from_graphs(joint)
+    part, phi, space = _inputs(joint, num_tags, dtype)
     timings = {"setup": time.perf_counter() - t0}
+    if variances is not None:
+        if symmetric or backend != "numpy" or not cross_supported(program):
+            raise ValueError("variances= needs graphs2, the NumPy backend and a network that cross_supported() "
+                             "accepts")
+        plan = chain_plan(program, separate_taps=each_readout)
+        node_vars = {k: np.concatenate([variances[0][k], variances[1][k]]) for k in variances[0]}
+        groups, counts, stage_times = run_cross(plan, space, part.items, phi, len(graphs), node_vars, dtype=dtype,
+                                                block=block_size, num_threads=num_threads, progress=progress)
+        timings.update(stage_times)
+        nngp, ntk = _evaluate_cross(plan.expr, groups)
+        readouts = [(groups[g][0], groups[g][1]) for g in range(plan.num_groups)] if each_readout else None
+        timings["total"] = time.perf_counter() - t0
+        return ProgramGram(nngp, ntk if "ntk" in get else None, tuple(counts), "cross", timings, readouts)
     plan = None
     if executor != "dense":
         try:
@@ -176,6 +194,140 @@ def program_gram(
     if readouts is not None:
         readouts = [(gram(k), gram(th)) for k, th in readouts]
     return ProgramGram(gram(out.nngp), gram(out.ntk), tuple(counts), used, timings, readouts)
+
+
+def _inputs(joint: Sequence[Graph], num_tags: int | None, dtype) -> tuple[FeaturePartition, np.ndarray, NodeSpace]:
+    """Items of identical feature rows, the input factor ``Φ`` and the joint node space."""
+    has_labels = joint[0].node_labels is not None and num_tags is not None
+    keys, _ = node_features(joint, num_tags)
+    part = feature_partition(keys)
+    return part, input_factor(part, num_tags, has_labels).astype(dtype), NodeSpace.from_graphs(joint)
+
+
+def _evaluate_cross(expr: Sum, groups: dict[int, list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """A plain readout expression (:func:`cross_supported`) on rectangular graph kernels."""
+    seen: set[int] = set()
+    nngp = ntk = 0.0
+    for term in expr.terms:
+        if isinstance(term, Tap):
+            if term.group in seen:  # plain taps of one sum share their accumulator
+                continue
+            seen.add(term.group)
+            k, t = groups[term.group]
+        else:
+            k, t = _evaluate_cross(term, groups)
+        nngp, ntk = nngp + k, ntk + t
+    for op in expr.post:  # Dense / Scale: no variances needed
+        nngp, ntk = pointwise(op, nngp, ntk, None, None)
+    return nngp, ntk
+
+
+def cross_supported(program: P.Program) -> bool:
+    """Whether ``program_gram(..., variances=)`` can run ``program``: a chain (tiled
+    executor) whose graph-level kernel is a plain sum of readouts (no op after a global
+    pool: those would need each graph's own variance)."""
+    try:
+        plan = chain_plan(P.normalize(program))
+    except NotAChain:
+        return False
+
+    def plain(expr: Sum) -> bool:
+        return all(isinstance(op, (P.Dense, P.Scale)) for op in expr.post) and \
+            all(isinstance(t, Tap) or plain(t) for t in expr.terms)
+    return plain(plan.expr)
+
+
+def node_variances(program: P.Program, graphs: Sequence[Graph], *, num_tags: int | None = None,
+                   max_entries: int = 1 << 22) -> dict[int, np.ndarray]:
+    r"""Each node's variance :math:`K_k(v, v)` right after every aggregation ``k`` of the
+    program's trunk (float64), for ``program_gram(..., variances=)``.
+
+    A node's variance depends on its own graph only, so this runs the trunk on every graph's
+    own node kernel, :math:`K_g \leftarrow \sum_t M_{g,t} K_g M_{g,t}^\top` and NT's closed
+    forms (:mod:`graph_ntk.kernels.rules`) entrywise, batched over graphs of equal size (at
+    most ``max_entries`` entries per batch): :math:`\sum_g n_g^2` entries per step.
+
+    Example:
+        >>> import numpy as np
+        >>> from graph_ntk import program as P
+        >>> from graph_ntk.data.graph import Graph
+        >>> g = Graph(3, np.array([[0, 1, 1, 2], [1, 0, 2, 1]]), node_labels=np.array([0, 1, 0]))
+        >>> prog = (P.Dense(8), P.Aggregate("sum", True), P.ABRelu(0.0, 1.0), P.Aggregate("sum", True),
+        ...         P.ABRelu(0.0, 1.0), P.GlobalPool("sum"))
+        >>> v = node_variances(prog, [g, g], num_tags=2)
+        >>> sorted(v), v[1].round(3).tolist()  # after the first aggregation: K0 summed over N(v) ∪ {v}
+        ([1, 2], [1.0, 2.5, 1.0, 1.0, 2.5, 1.0])
+    """
+    plan = chain_plan(P.normalize(program))
+    graphs = list(graphs)
+    part, phi, space = _inputs(graphs, num_tags, np.float64)
+    feats = phi[part.items]  # each node's input row
+    sizes = space.sizes
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    aggs = [t[1] for t in plan.trunk if isinstance(t, tuple) and t[0] == "agg"]
+    out = {k: np.empty(space.num_nodes) for k in range(1, len(aggs) + 1)}
+    # batches of graphs of one size n: batch[b] lists its graphs
+    order = np.argsort(sizes, kind="stable")
+    batches, first = [], 0
+    while first < order.size:
+        n = int(sizes[order[first]])
+        last = first + 1
+        while last < order.size and sizes[order[last]] == n and (last - first + 1) * n * n <= max_entries:
+            last += 1
+        batches.append(order[first:last])
+        first = last
+    blocks: dict[tuple, list[list[np.ndarray]]] = {}  # per aggregation kind, per batch, per edge type
+    for op in aggs:
+        key = (op.normalization, op.add_self_loops, op.edge_types)
+        if key not in blocks:
+            maps = space.aggregation_maps(*key)
+            blocks[key] = [_graph_blocks(m, space.graph_of, starts, batches) for m in maps]
+    for b, batch in enumerate(batches):
+        n = int(sizes[batch[0]])
+        nodes = (starts[batch][:, None] + np.arange(n)[None, :]).ravel()  # (graphs, n) in graph order
+        x = feats[nodes].reshape(batch.size, n, -1)
+        kern = x @ x.transpose(0, 2, 1)
+        k = 0
+        for item in plan.trunk:
+            if isinstance(item, tuple) and item[0] == "tap":
+                continue
+            if isinstance(item, tuple):  # aggregation
+                op = item[1]
+                ms = [per_type[b] for per_type in blocks[(op.normalization, op.add_self_loops, op.edge_types)]]
+                kern = sum(m @ kern @ m.transpose(0, 2, 1) for m in ms)
+                k += 1
+                out[k][nodes] = np.einsum("gii->gi", kern).ravel()
+            elif isinstance(item, (P.Dense, P.Scale)):
+                kern = pointwise(item, kern, None, None, None)[0]
+            else:
+                q = np.einsum("gii->gi", kern)
+                kern = rules.nonlinearity(item, kern, q[:, :, None], q[:, None, :])[0]
+    return out
+
+
+def _graph_blocks(m: sp.csr_matrix, graph_of: np.ndarray, starts: np.ndarray, batches: list[np.ndarray]
+                  ) -> list[np.ndarray]:
+    """Per batch, the ``(graphs, n, n)`` diagonal blocks of the node map ``m`` (its arcs
+    stay inside their graph)."""
+    coo = m.tocoo()
+    batch_of = np.empty(graph_of.max() + 1, dtype=np.int64)
+    slot = np.empty_like(batch_of)
+    for b, batch in enumerate(batches):
+        batch_of[batch] = b
+        slot[batch] = np.arange(batch.size)
+    g = graph_of[coo.row]
+    which = batch_of[g]
+    order = np.argsort(which, kind="stable")
+    bounds = np.searchsorted(which[order], np.arange(len(batches) + 1))
+    out = []
+    for b, batch in enumerate(batches):
+        n = int(starts[batch[0] + 1] - starts[batch[0]])
+        sel = order[bounds[b]:bounds[b + 1]]
+        dense = np.zeros((batch.size, n, n))
+        gs = g[sel]
+        dense[slot[gs], coo.row[sel] - starts[gs], coo.col[sel] - starts[gs]] = coo.data[sel]
+        out.append(dense)
+    return out
 
 
 def _evaluate(expr: Sum, groups: dict[int, list[np.ndarray]], want_ntk: bool) -> State:

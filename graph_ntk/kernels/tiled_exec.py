@@ -233,6 +233,94 @@ def _factor_ops(ops: tuple, fk: np.ndarray, ft: np.ndarray | None) -> tuple[np.n
     return fk, ft
 
 
+def refine_stages(aggs: list[P.Aggregate], space: NodeSpace, items0: np.ndarray, n0: int
+                  ) -> tuple[list[np.ndarray], list[int], list[list[sp.csr_matrix]]]:
+    """Node items of every stage (input, then after each aggregation), their counts, and
+    per aggregation the item maps ``M_t`` (parents x children, one per edge type)."""
+    items, counts, ms = [items0], [n0], []
+    for op in aggs:
+        maps = space.aggregation_maps(op.normalization, op.add_self_loops, op.edge_types)
+        new, m_list = refine(items[-1], counts[-1], maps)
+        items.append(new.items)
+        counts.append(new.num_items)
+        ms.append(m_list)
+    return items, counts, ms
+
+
+def reorder(orders: list[np.ndarray], items: list[np.ndarray], ms: list[list[sp.csr_matrix]], phi: np.ndarray
+            ) -> tuple[list[np.ndarray], list[list[sp.csr_matrix]], np.ndarray]:
+    """Renumber every stage's items so that item ``orders[k][i]`` becomes item ``i``."""
+    ranks = []
+    for order in orders:
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        ranks.append(rank)
+    items = [rank[it] for rank, it in zip(ranks, items)]
+    ms = [[m[orders[k + 1]][:, orders[k]].tocsr() for m in m_list] for k, m_list in enumerate(ms)]
+    return items, ms, np.asarray(phi, dtype=np.float64)[orders[0]]
+
+
+class ReadoutMatrices:
+    """``E = P_mode · 1[node -> item] · diag(d)``: graphs x items, pooling the stored values."""
+
+    def __init__(self, space: NodeSpace, items: list[np.ndarray], counts: list[int], dtype) -> None:
+        self.pools = {mode: space.pool_map(mode) for mode in ("sum", "mean")}
+        self.items, self.counts, self.dtype = items, counts, dtype
+
+    def __call__(self, k: int, mode: str, d: np.ndarray) -> sp.csc_matrix:
+        it = self.items[k]
+        ind = sp.csr_matrix((np.ones(it.size), (np.arange(it.size), it)), shape=(it.size, self.counts[k]))
+        return (self.pools[mode] @ ind @ sp.diags(d)).astype(self.dtype).tocsc()
+
+
+def factor_stage(ops: list, fk: np.ndarray, ft: np.ndarray | None, readout, full: dict,
+                 split: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A stage of linear ops only, on the factors; its readouts add ``(E F)(E F)ᵀ`` to
+    ``full`` (with ``split``: rows are the first ``split`` graphs, columns the others)."""
+    for o in ops:
+        if not isinstance(o, tuple):
+            fk, ft = _factor_ops((o,), fk, ft)
+            continue
+        tfk, tft = _factor_ops(o[1].ops, fk, ft)
+        e = readout(o[1].mode)
+        for ch, f in enumerate((tfk, tft)):
+            if f is not None:
+                g = e @ f
+                full[o[1].group][ch] += g @ g.T if split is None else g[:split] @ g[split:].T
+    return fk, ft
+
+
+def scaled_maps(us: list[sp.csr_matrix], d: np.ndarray, dtype) -> list[sp.csr_matrix]:
+    """``M̃_t = D'^{-1} U_t`` in the tile dtype, indices sorted."""
+    out = []
+    for u in us:
+        mt = (sp.diags(1.0 / d) @ u).astype(dtype).tocsr()
+        mt.sort_indices()
+        out.append(mt)
+    return out
+
+
+def stage_segments(track: Track, ops: list, compile_segment, readout) -> tuple[list, list]:
+    """A stage's ops cut at its readout taps: ``[(tile ops, tap or None)]`` with each tap as
+    ``(its own ops, readout matrix, group)``, and the matching device plans."""
+    segments, pending, device_segments = [], [], []
+    for o in ops:
+        if isinstance(o, tuple):
+            compiled, spec = compile_segment(track, tuple(pending))
+            tap: Tap = o[1]
+            tap_track = track.copy()
+            tap_ops, tap_spec = compile_segment(tap_track, tap.ops)
+            segments.append((compiled, (tap_ops, readout(tap.mode, tap_track.d), tap.group)))
+            device_segments.append((spec, tap_spec))
+            pending = []
+        else:
+            pending.append(o)
+    compiled, spec = compile_segment(track, tuple(pending))
+    segments.append((compiled, None))
+    device_segments.append((spec, None))
+    return segments, device_segments
+
+
 def chain_memory(num_items: tuple[int, ...], num_graphs: int, num_groups: int, block: int, threads: int,
                  itemsize: int, edge_types: int = 1) -> int:
     """Bytes at the peak: stored triangles of two consecutive stages (the last stage is
@@ -260,36 +348,16 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
     timings: dict[str, float] = defaultdict(float)
     t0 = time.perf_counter()
     aggs, stage_ops = _split_stages(plan)
-    items = [items0]
-    counts = [phi.shape[0]]
-    ms: list[list[sp.csr_matrix]] = []
-    for op in aggs:
-        maps = space.aggregation_maps(op.normalization, op.add_self_loops, op.edge_types)
-        new, m_list = refine(items[-1], counts[-1], maps)
-        items.append(new.items)
-        counts.append(new.num_items)
-        ms.append(m_list)
+    items, counts, ms = refine_stages(aggs, space, items0, phi.shape[0])
     if ms:
         patterns = [abs(sum(abs(m) for m in m_list)).tocsr() for m_list in ms]
         orders = parent_order(patterns, items)
     else:
         orders = [np.arange(counts[0])]
-    ranks = []
-    for order in orders:
-        rank = np.empty_like(order)
-        rank[order] = np.arange(order.size)
-        ranks.append(rank)
-    items = [rank[it] for rank, it in zip(ranks, items)]
-    ms = [[m[orders[k + 1]][:, orders[k]].tocsr() for m in m_list] for k, m_list in enumerate(ms)]
-    phi = np.asarray(phi, dtype=np.float64)[orders[0]]
+    items, ms, phi = reorder(orders, items, ms, phi)
     nonneg = bool((phi >= 0).all())
-    pools = {mode: space.pool_map(mode) for mode in ("sum", "mean")}
+    readout_matrix = ReadoutMatrices(space, items, counts, dtype)
     n_g = space.num_graphs
-
-    def readout_matrix(k: int, mode: str, d: np.ndarray) -> sp.csc_matrix:
-        ind = sp.csr_matrix((np.ones(items[k].size), (np.arange(items[k].size), items[k])),
-                            shape=(items[k].size, counts[k]))
-        return (pools[mode] @ ind @ sp.diags(d)).astype(dtype).tocsc()
 
     full: dict[int, list[np.ndarray]] = defaultdict(lambda: [np.zeros((n_g, n_g)), np.zeros((n_g, n_g))])
     contexts = [{"acc": defaultdict(lambda: [np.zeros((n_g, n_g), dtype), np.zeros((n_g, n_g), dtype)]),
@@ -320,17 +388,7 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
                 fk = np.hstack([m @ fk for m in ms[k - 1]])
                 ft = None if ft is None else np.hstack([m @ ft for m in ms[k - 1]])
             if linear:  # the whole stage in factor form
-                for o in ops:
-                    if isinstance(o, tuple):
-                        tfk, tft = _factor_ops(o[1].ops, fk, ft)
-                        e = readout_matrix(k, o[1].mode, np.ones(counts[k]))
-                        gk, gt = e @ tfk, None if tft is None else e @ tft
-                        full[o[1].group][0] += gk @ gk.T
-                        if gt is not None:
-                            full[o[1].group][1] += gt @ gt.T
-                    else:
-                        fk, ft = _factor_ops((o,), fk, ft)
-                factor = (fk, ft)
+                factor = factor_stage(ops, fk, ft, lambda mode: readout_matrix(k, mode, np.ones(counts[k])), full)
                 timings["setup"] += time.perf_counter() - t_setup
                 continue
             track = Track(np.einsum("ij,ij->i", fk, fk), nonneg)
@@ -341,11 +399,7 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
         else:
             us = [(m @ sp.diags(d_prev)).tocsr() for m in ms[k - 1]]
             track = Track(sum(variances(u, prev_store) for u in us), nonneg)
-            m_tildes = []
-            for u in us:
-                mt = (sp.diags(1.0 / track.d) @ u).astype(dtype).tocsr()
-                mt.sort_indices()
-                m_tildes.append(mt)
+            m_tildes = scaled_maps(us, track.d, dtype)
             union = abs(sum(abs(m) for m in m_tildes)).tocsr()
             # An item with no children (a node without in-arcs and no self loop) has an
             # empty row: it bounds nothing (reduceat would read its neighbour's entries).
@@ -356,21 +410,8 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
             first_child = np.minimum.accumulate(row_min[::-1])[::-1]
             source = ("tiles", prev_store, m_tildes, first_child)
         unit = track.unit
-        segments, pending, device_segments = [], [], []
-        for o in ops:
-            if isinstance(o, tuple):
-                compiled, spec = compile_segment(track, tuple(pending))
-                tap: Tap = o[1]
-                tap_track = track.copy()
-                tap_ops, tap_spec = compile_segment(tap_track, tap.ops)
-                segments.append((compiled, (tap_ops, readout_matrix(k, tap.mode, tap_track.d), tap.group)))
-                device_segments.append((spec, tap_spec))
-                pending = []
-            else:
-                pending.append(o)
-        compiled, spec = compile_segment(track, tuple(pending))
-        segments.append((compiled, None))
-        device_segments.append((spec, None))
+        segments, device_segments = stage_segments(track, ops, compile_segment,
+                                                   lambda mode, d: readout_matrix(k, mode, d))
         stage = _Stage(source, counts[k], block, segments, keep=k + 1 < len(stage_ops), dtype=dtype)
         stage.unit_diagonal, stage.device_segments = unit, device_segments
         timings["setup"] += time.perf_counter() - t_setup
