@@ -17,6 +17,7 @@ from graph_ntk.engine.inputs import _DTYPES, _GETS, _as_graph_list, _input_dim, 
 from graph_ntk.engine.item_path import ItemEngine, plan_item_chunks
 from graph_ntk.engine.models import GNTK, _resolve_model, _say_once
 from graph_ntk.kernels.jax_tiles import BACKENDS
+from graph_ntk.kernels.tiles import reused_memory
 
 _METHODS = ("auto", "colour", "nodes")
 _IMPLEMENTATIONS = ("DENSE", "SPARSE")
@@ -391,9 +392,9 @@ def _run_blocks(job: _Job, tasks: list[tuple[Chunk, Chunk]], place: Callable, *,
     slots = len(getattr(engine, "devices", ())) or 1
     total = sum(pairs(ca, cb) for ca, cb in tasks)
     own_bars = getattr(engine, "shows_progress", False)
-    with tqdm(total=total, initial=done_pairs, unit="pair", unit_scale=True, desc="gram",
-              disable=not progress or own_bars,
-              smoothing=0.1, dynamic_ncols=True) as bar:
+    # One pool of work arrays for all blocks: fresh memory is slow to touch (tiles.reused_memory).
+    with reused_memory(), tqdm(total=total, initial=done_pairs, unit="pair", unit_scale=True, desc="gram",
+                               disable=not progress or own_bars, smoothing=0.1, dynamic_ncols=True) as bar:
         pending = todo
         while pending:
             # Claim up to one block per device; skip the ones other runs hold for now.

@@ -26,6 +26,7 @@ column ranges, and an item in both chunks keeps its exact unit self-correlation.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import defaultdict
 
@@ -37,7 +38,7 @@ from graph_ntk.kernels.spaces import NodeSpace
 from graph_ntk.kernels.tile_ops import Track
 from graph_ntk.kernels.tiled_exec import (DEFAULT_BLOCK, ReadoutMatrices, _is_linear, _run_ops, _split_stages,
                                           factor_stage, refine_stages, reorder, scaled_maps, stage_segments)
-from graph_ntk.kernels.tiles import buffer, parallel_for, tick, transpose_into
+from graph_ntk.kernels.tiles import buffer, parallel_for, pooled, spmm_into, tick, transpose_into
 
 __all__ = ["cross_memory", "run_cross"]
 
@@ -46,14 +47,14 @@ class _CrossStage:
     """Stage ``k``'s cross block ``X[rows, cols]`` (rows ``0:r_end``, columns ``c0:n`` of the
     stage's item order), from factors or from the previous stage's stored block."""
 
-    def __init__(self, source, r_end: int, c0: int, n: int, block: int, segments: list, keep: bool,
-                 unit: bool, dtype) -> None:
+    def __init__(self, source, r_end: int, c0: int, n: int, block: int, segments: list,
+                 store: np.ndarray | None, unit: bool, dtype) -> None:
         self.source, self.r_end, self.c0, self.segments, self.unit, self.dtype = \
             source, r_end, c0, segments, unit, dtype
         self.starts = np.append(np.arange(0, n - c0, block), n - c0)
         self.n_blocks = len(self.starts) - 1
         # (columns, 2, rows): block column p fills rows starts[p]:starts[p + 1]
-        self.store = np.empty((n - c0, 2, r_end), dtype) if keep else None
+        self.store = None if store is None else store[: (n - c0) * 2 * r_end].reshape(n - c0, 2, r_end)
 
     def run_block(self, p: int, ctx: dict) -> None:
         times = ctx["times"]
@@ -72,15 +73,12 @@ class _CrossStage:
             flat_prev = prev.reshape(prev.shape[0], -1)
             panel2 = panel.reshape(rows, 2 * w)
             wt = buffer(ctx, "wt", (n_prev_rows, 2, w), self.dtype)
+            prod = buffer(ctx, "prod", (w, 2 * n_prev_rows), self.dtype)
             for t_idx, (rm, cm) in enumerate(zip(rows_m, cols_m)):
                 # W = M̃[cols] X_{k-1}ᵀ, (w, 2, rows'), then the row side: M̃[rows] Wᵀ
-                prod = (cm[s:e] @ flat_prev).reshape(w, 2, n_prev_rows)
-                transpose_into(wt, prod)
-                part = rm @ wt.reshape(n_prev_rows, 2 * w)
-                if t_idx == 0:
-                    np.copyto(panel2, part)
-                else:
-                    panel2 += part
+                spmm_into(cm[s:e], flat_prev, prod)
+                transpose_into(wt, prod.reshape(w, 2, n_prev_rows))
+                spmm_into(rm, wt.reshape(n_prev_rows, 2 * w), panel2, accumulate=t_idx > 0)
         t = tick(times, "aggregate", t)
         if self.unit:  # items of both chunks: exact unit self-correlation
             both = np.arange(max(cols.start, self.c0), min(cols.stop, rows))
@@ -160,9 +158,18 @@ def run_cross(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
     n_a, n_b = split, space.num_graphs - split
     full: dict[int, list[np.ndarray]] = defaultdict(lambda: [np.zeros((n_a, n_b)), np.zeros((n_a, n_b))])
     contexts = [{"acc": defaultdict(lambda: [np.zeros((n_b, n_a), dtype), np.zeros((n_b, n_a), dtype)]),
-                 "times": defaultdict(float)} for _ in range(num_threads)]
+                 "times": defaultdict(float), "owner": (threading.get_ident(), i)} for i in range(num_threads)]
     timings["refine"] = time.perf_counter() - t0
 
+    # Two stores, alternating between stages: fresh pages cost as much as filling them
+    # (first-touch faults), so each is allocated once, at the largest size it will hold.
+    stored = [(counts[k] - c0) * 2 * r_end for k, (r_end, c0) in enumerate(bounds)][:-1]
+    stores = [pooled(("store", i, threading.get_ident()), (max(stored[i::2], default=0),), dtype) for i in range(2)]
+    rows_max = max(r for r, _ in bounds)
+    width = min(block, max(c - c0 for c, (_, c0) in zip(counts, bounds)))
+    for ctx in contexts:
+        for name in ("panel", "wt", "prod"):
+            buffer(ctx, name, (rows_max, 2, width), dtype)
     factor: tuple[np.ndarray, np.ndarray | None] | None = (phi, None)
     prev, d_prev = None, None
     for k, ops in enumerate(stage_ops):
@@ -205,7 +212,8 @@ def run_cross(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
 
         unit = track.unit  # of the aggregated kernel (compiling the ops updates the track)
         segments, _ = stage_segments(track, ops, lambda tr, seg: (tr.compile(seg, dtype), None), readout)
-        stage = _CrossStage(source, r_end, c0, counts[k], block, segments, k + 1 < len(stage_ops), unit, dtype)
+        store = stores[k % 2] if k + 1 < len(stage_ops) else None
+        stage = _CrossStage(source, r_end, c0, counts[k], block, segments, store, unit, dtype)
         timings["setup"] += time.perf_counter() - t_setup
         label = f"stage {k}/{len(stage_ops) - 1} ({r_end} x {counts[k] - c0} items)" if progress else None
         parallel_for(stage.n_blocks, stage.run_block, contexts, label)

@@ -38,6 +38,7 @@ from graph_ntk.kernels.jax_tiles import resolve_backend
 from graph_ntk.kernels.refine import FeaturePartition, feature_partition
 from graph_ntk.kernels.spaces import NodeSpace
 from graph_ntk.kernels.tiled_exec import run_chain
+from graph_ntk.kernels.tiles import reused_memory
 
 __all__ = ["ProgramGram", "cross_supported", "node_features", "node_variances", "program_gram"]
 
@@ -144,6 +145,13 @@ def program_gram(
     if len(kinds) > 1:
         raise ValueError("every graph must carry the same node information (node_labels, features x of one "
                          "width, or both); these graphs mix " + ", ".join(sorted(map(str, kinds))))
+    with reused_memory():  # stages reuse each other's memory (and calls, inside a job's context)
+        return _program_gram(program, graphs, graphs2, joint, symmetric, num_tags, get, dtype, executor, block_size,
+                             num_threads, progress, each_readout, backend, variances, t0)
+
+
+def _program_gram(program, graphs, graphs2, joint, symmetric, num_tags, get, dtype, executor, block_size,
+                  num_threads, progress, each_readout, backend, variances, t0) -> ProgramGram:
     part, phi, space = _inputs(joint, num_tags, dtype)
     timings = {"setup": time.perf_counter() - t0}
     if variances is not None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import time
 from collections import defaultdict
 
@@ -35,7 +36,8 @@ from graph_ntk.kernels.chain import ChainPlan, Tap
 from graph_ntk.kernels.refine import refine
 from graph_ntk.kernels.spaces import NodeSpace
 from graph_ntk.kernels.tile_ops import Track
-from graph_ntk.kernels.tiles import Tiles, buffer, parallel_for, parent_order, tick, transpose_into, variances
+from graph_ntk.kernels.tiles import (Tiles, buffer, parallel_for, parent_order, pooled, spmm_into, tick,
+                                     transpose_into, variances)
 
 __all__ = ["run_chain", "chain_memory"]
 
@@ -75,11 +77,12 @@ class _Stage:
     tiles of the previous stage).
     """
 
-    def __init__(self, source, n_items: int, block: int, segments: list, keep: bool, dtype) -> None:
+    def __init__(self, source, n_items: int, block: int, segments: list, store_key: tuple | None, dtype) -> None:
         self.source, self.segments, self.dtype = source, segments, dtype
         self.starts = np.append(np.arange(0, n_items, block), n_items)
         self.n_blocks = len(self.starts) - 1
-        self.store = Tiles(self.starts, dtype) if keep else None
+        self.store = None if store_key is None else \
+            Tiles(self.starts, dtype, pooled(store_key, (Tiles.size(self.starts),), dtype))
         if source[0] == "tiles":
             _, prev, m_tildes, _ = source
             self.block_rows = [[m[a:b] for a, b in zip(self.starts[:-1], self.starts[1:])] for m in m_tildes]
@@ -123,11 +126,7 @@ class _Stage:
             t = time.thread_time()
             for q in range(p, self.n_blocks):
                 a, b = int(self.starts[q]), int(self.starts[q + 1])
-                part = self.block_rows[t_idx][q] @ wt2
-                if t_idx == 0:
-                    np.copyto(panel2[a - s: b - s], part)
-                else:
-                    panel2[a - s: b - s] += part
+                spmm_into(self.block_rows[t_idx][q], wt2, panel2[a - s: b - s], accumulate=t_idx > 0)
             tick(ctx["times"], "aggregate", t)
 
     def _tiles_from_factor(self, p: int, ctx: dict, panel: np.ndarray) -> None:
@@ -173,7 +172,7 @@ class _Stage:
         s, w = int(self.starts[p]), int(self.starts[p + 1] - self.starts[p])
         for q in range(p, self.n_blocks):
             a, b = int(self.starts[q]), int(self.starts[q + 1])
-            upper = np.empty((w, 2, b - a), dtype=self.dtype)
+            upper = self.store.new_tile(p, q)
             transpose_into(upper, panel[a - s: b - s])
             self.store.tiles[p][q - p] = upper
 
@@ -361,7 +360,7 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
 
     full: dict[int, list[np.ndarray]] = defaultdict(lambda: [np.zeros((n_g, n_g)), np.zeros((n_g, n_g))])
     contexts = [{"acc": defaultdict(lambda: [np.zeros((n_g, n_g), dtype), np.zeros((n_g, n_g), dtype)]),
-                 "times": defaultdict(float)} for _ in range(num_threads)]
+                 "times": defaultdict(float), "owner": (threading.get_ident(), i)} for i in range(num_threads)]
     on_device = backend == "jax"
     if on_device:
         jax_tiles.attach_devices(contexts)
@@ -373,6 +372,15 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
         return track.compile(seg_ops, dtype), None
     timings["refine"] = time.perf_counter() - t0
 
+    # Reserve the largest stored triangle of each parity and per-thread panel up front, so
+    # that growing stages reuse memory instead of faulting in fresh pages (tiles.reused_memory).
+    for parity in range(2):
+        sizes = [Tiles.size(np.append(np.arange(0, c, block), c)) for c in counts[parity:-1:2]]
+        if sizes:
+            pooled(("store", parity, threading.get_ident()), (max(sizes),), dtype)
+    for ctx in contexts:
+        for name in ("panel", "wt"):
+            buffer(ctx, name, (max(counts), 2, min(block, max(counts))), dtype)
     factor: tuple[np.ndarray, np.ndarray | None] | None = (phi, None)
     prev_store: Tiles | None = None
     d_prev = None
@@ -412,7 +420,8 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
         unit = track.unit
         segments, device_segments = stage_segments(track, ops, compile_segment,
                                                    lambda mode, d: readout_matrix(k, mode, d))
-        stage = _Stage(source, counts[k], block, segments, keep=k + 1 < len(stage_ops), dtype=dtype)
+        keep = ("store", k % 2, threading.get_ident()) if k + 1 < len(stage_ops) else None
+        stage = _Stage(source, counts[k], block, segments, keep, dtype=dtype)
         stage.unit_diagonal, stage.device_segments = unit, device_segments
         timings["setup"] += time.perf_counter() - t_setup
         label = f"stage {k}/{len(stage_ops) - 1} ({counts[k]} items)" if progress else None

@@ -11,13 +11,59 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-__all__ = ["Tiles", "buffer", "parallel_for", "parent_order", "tick", "transpose_into", "variances"]
+__all__ = ["Tiles", "buffer", "parallel_for", "parent_order", "pooled", "reused_memory", "spmm_into", "tick",
+           "transpose_into", "variances"]
+
+# Large work arrays kept between stages and calls while `reused_memory()` is active.
+_pool: dict | None = None
+_pool_depth = 0
+_pool_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def reused_memory() -> Iterator[None]:
+    """While active (it nests), the executors keep their large work arrays (stored kernels,
+    per-thread scratch) and reuse them in later stages and calls; on exit they are freed.
+
+    Memory the process has freed and allocates again costs a page fault per 4 KiB page on
+    first touch, and in a VM (e.g. firecracker, with free-page reporting) each of those is a
+    trip to the host: measured here at up to 40 µs, i.e. more than the arithmetic on the
+    page. The engine runs every job inside this context.
+    """
+    global _pool, _pool_depth
+    with _pool_lock:
+        if _pool_depth == 0:
+            _pool = {}
+        _pool_depth += 1
+    try:
+        yield
+    finally:
+        with _pool_lock:
+            _pool_depth -= 1
+            if _pool_depth == 0:
+                _pool = None
+
+
+def pooled(key: tuple, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An uninitialised array of ``shape``: inside :func:`reused_memory`, a view of the held
+    buffer named ``key`` (grown when too small; keys must name one thread's use), else new."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    with _pool_lock:
+        pool = _pool
+        if pool is None:
+            return np.empty(shape, dtype)
+        held = pool.get(key)
+        if held is None or held.size < nbytes:
+            pool.pop(key, None)
+            held = pool[key] = np.empty(nbytes, np.uint8)
+    return held[:nbytes].view(dtype).reshape(shape)
 
 
 class Tiles:
@@ -27,11 +73,31 @@ class Tiles:
     ``[Λ, τ][block q, block p]``; diagonal tiles are stored whole.
     """
 
-    def __init__(self, starts: np.ndarray, dtype: np.dtype) -> None:
+    def __init__(self, starts: np.ndarray, dtype: np.dtype, backing: np.ndarray | None = None) -> None:
         self.starts = starts
         self.n_blocks = len(starts) - 1
         self.dtype = dtype
         self.tiles: list[list[np.ndarray | None]] = [[None] * (self.n_blocks - q) for q in range(self.n_blocks)]
+        # with a flat ``backing`` array (Tiles.size entries), tiles are views into it
+        self.backing = backing
+        widths = np.diff(starts)
+        sizes = [int(widths[q]) * 2 * int(widths[p]) for q in range(self.n_blocks) for p in range(q, self.n_blocks)]
+        self._offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+
+    @staticmethod
+    def size(starts: np.ndarray) -> int:
+        """Entries of all tiles of the upper block triangle."""
+        widths = np.diff(starts)
+        return int(2 * (widths.sum() ** 2 + (widths ** 2).sum()) // 2)
+
+    def new_tile(self, q: int, p: int) -> np.ndarray:
+        """An uninitialised ``(width_q, 2, width_p)`` array for tile (q, p), ``q <= p``."""
+        shape = (int(self.starts[q + 1] - self.starts[q]), 2, int(self.starts[p + 1] - self.starts[p]))
+        if self.backing is None:
+            return np.empty(shape, self.dtype)
+        index = q * self.n_blocks - q * (q - 1) // 2 + (p - q)
+        start = int(self._offsets[index])
+        return self.backing[start: start + shape[0] * 2 * shape[2]].reshape(shape)
 
     def block_of(self, index: np.ndarray | int) -> np.ndarray:
         return np.searchsorted(self.starts, index, side="right") - 1
@@ -62,6 +128,28 @@ class Tiles:
             else:
                 transpose_into(out[r0:r1], np.take(self.tiles[p][q - p], local, axis=2))
         return out
+
+
+try:  # SciPy's own kernel behind ``csr @ dense``, which can write into a given array
+    from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
+except ImportError:  # pragma: no cover - a SciPy without it: the allocating product
+    _csr_matvecs = None
+
+
+def spmm_into(a: sp.csr_matrix, x: np.ndarray, out: np.ndarray, accumulate: bool = False) -> None:
+    """``out = a @ x`` (``out += a @ x`` with ``accumulate``) for C-contiguous 2-D ``x`` and
+    ``out``, without the temporary ``a @ x``: in this VM a fresh array's first-touch page
+    faults cost more than the product itself (``benchmarks/RESULTS.md``)."""
+    if _csr_matvecs is None or not (x.flags.c_contiguous and out.flags.c_contiguous) or \
+            not (a.dtype == x.dtype == out.dtype):
+        if accumulate:
+            out += a @ x
+        else:
+            out[...] = a @ x
+        return
+    if not accumulate:
+        out.fill(0)
+    _csr_matvecs(a.shape[0], a.shape[1], x.shape[1], a.indptr, a.indices, a.data, x.reshape(-1), out.reshape(-1))
 
 
 def transpose_into(dst: np.ndarray, src: np.ndarray) -> None:
@@ -190,7 +278,7 @@ def buffer(ctx: dict, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.
     size = int(np.prod(shape))
     held = ctx.get(name)
     if held is None or held.size < size or held.dtype != dtype:
-        held = ctx[name] = np.empty(size, dtype=dtype)
+        held = ctx[name] = pooled((ctx.get("owner"), name), (size,), dtype)
     return held[:size].reshape(shape)
 
 
