@@ -112,7 +112,8 @@ def gntk_name(kind: str, depth: int, R: int, scaling: str, jk: bool) -> str:
 
 def compute_grams(name: str, ds, depths, mlp_layers, scalings, cache: ScoreCache, dtype: str,
                   timings: dict) -> dict[str, np.ndarray]:
-    """All GNTK / GNNGP / WL Grams of the grid for one dataset (cached, float64)."""
+    """All GNTK / GNNGP / WL Grams of the grid for one dataset (cached as float64; computed in float32 for
+    COLLAB and NCI1, whose deep item kernels would not fit or finish otherwise)."""
     from graph_ntk.engine import GNTK, gram
     from graph_ntk.kernels.wl_kernel import wl_subtree_gram
 
@@ -217,7 +218,7 @@ def run_dataset(name: str, args) -> dict:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     grams = compute_grams(name, ds, depths, args.mlp_layers, args.scalings, cache,
-                          "float32" if name == "COLLAB" else "float64", timings)
+                          "float32" if name in ("COLLAB", "NCI1") else "float64", timings)
     digests = {k: gram_digest(K) for k, K in grams.items()}
     t_grams = time.perf_counter() - t0
     if args.grams_only:
