@@ -37,6 +37,11 @@ def test_grid_output_file_cache_and_errors(ptc_subset, tmp_path):
         gn.gram(gn.gntk(2, 1, input_dim=19), ptc_subset, all_depths=True)
     with pytest.raises(ValueError, match=r"\.npz"):
         gn.gram(gn.GNTK(2, 1), ptc_subset, all_depths=True, output=tmp_path / "K.npy")
+    # the per-depth results count against memory_limit: refused before any work
+    n = len(ptc_subset)
+    held = 1 * 3 * n * n * 8 * 2  # one kernel, 3 readouts, their per-depth sums
+    with pytest.raises(MemoryError, match=r"the Gram matrices .* more than memory_limit"):
+        gn.gram(gn.GNTK(2, 1), ptc_subset, all_depths=True, memory_limit=held - 1, progress=False)
 
 
 def test_cli_blocks_range_writes_every_depth(shared_dir, tmp_path):

@@ -15,6 +15,7 @@ from graph_ntk.engine.buckets import _NODE_BLOCK_SIZE, Chunk, _chunk_caps, _chun
 from graph_ntk.engine.files import _open_cache, _write_atomic, save_npy_atomic
 from graph_ntk.engine.inputs import _DTYPES, _GETS, _as_graph_list, _input_dim, _normalise_get, _resolve_num_tags
 from graph_ntk.engine.item_path import ItemEngine, plan_item_chunks
+from graph_ntk.engine.memory import check_fits
 from graph_ntk.engine.models import GNTK, _resolve_model, _say_once
 from graph_ntk.kernels.jax_tiles import BACKENDS
 from graph_ntk.kernels.tiles import reused_memory
@@ -93,7 +94,14 @@ def _prepare(model, graphs, graphs2, *, get, num_tags, dtype, block_size, method
 
     itemsize = 8 if dtype == "float64" else 4
     if use_items:
-        chunks1, chunks2 = plan_item_chunks(program, list1, list2, tags, block_size, memory_limit, itemsize, backend)
+        # The result (with all_depths: every readout, then their per-depth sums) lives beside
+        # the engine's work arrays, within the same memory_limit.
+        held = len(gets) * readouts * len(list1) * len(list2 or list1) * itemsize * (2 if all_depths else 1)
+        check_fits(held, memory_limit, f"the Gram matrices ({len(list1)}x{len(list2 or list1)}, "
+                   f"{len(gets) * readouts * (2 if all_depths else 1)} of them)",
+                   "use dtype='float32', fewer get= kernels, or compute the Gram in parts (graphs2)")
+        chunks1, chunks2 = plan_item_chunks(program, list1, list2, tags, block_size, memory_limit - held,
+                                            itemsize, backend)
         plan = None
     else:
         plan = plan_buckets([g.num_nodes for g in all_graphs], max_buckets)
@@ -284,11 +292,12 @@ def _depth_grams(job: _Job, out: np.ndarray) -> dict[tuple[int, bool], tuple[np.
     :math:`K_{l} = 2 r_l` (the readout's factor :math:`\sqrt 2` squared)."""
     taps = job.readouts
     per_get = out.reshape(len(job.gets), taps, *out.shape[1:])
-    cumulative = 2.0 * np.cumsum(per_get, axis=1)
+    per_get *= 2.0  # in place: ``out`` is not needed after this, and it can be gigabytes
+    cumulative = np.cumsum(per_get, axis=1)
     grams = {}
     for depth in range(1, taps):
         grams[(depth, True)] = tuple(cumulative[:, depth])
-        grams[(depth, False)] = tuple(2.0 * per_get[:, depth])
+        grams[(depth, False)] = tuple(per_get[:, depth])
     return grams
 
 
