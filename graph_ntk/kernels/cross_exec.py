@@ -65,8 +65,11 @@ class _CrossStage:
         t = time.thread_time()
         if self.source[0] == "factor":
             _, fk, ft = self.source
-            panel[:, 0, :] = fk[:rows] @ fk[cols].T
-            panel[:, 1, :] = 0.0 if ft is None else ft[:rows] @ ft[cols].T
+            np.matmul(fk[:rows], fk[cols].T, out=panel[:, 0, :])  # no temporary (fresh memory is slow)
+            if ft is None:
+                panel[:, 1, :] = 0.0
+            else:
+                np.matmul(ft[:rows], ft[cols].T, out=panel[:, 1, :])
         else:
             _, prev, rows_m, cols_m = self.source
             n_prev_rows = prev.shape[2]

@@ -133,11 +133,12 @@ class _Stage:
         t = time.thread_time()
         _, fk, ft = self.source
         s, e = int(self.starts[p]), int(self.starts[p + 1])
-        panel[:, 0, :] = fk[s:] @ fk[s:e].T
+        # into the panel: a temporary product would be fresh memory (slow to touch, see tiles.reused_memory)
+        np.matmul(fk[s:], fk[s:e].T, out=panel[:, 0, :])
         if ft is None:
             panel[:, 1, :] = 0.0
         else:
-            panel[:, 1, :] = ft[s:] @ ft[s:e].T
+            np.matmul(ft[s:], ft[s:e].T, out=panel[:, 1, :])
         tick(ctx["times"], "aggregate", t)
 
     def run_block(self, p: int, ctx: dict) -> None:
