@@ -3,6 +3,8 @@ sparse products (:func:`graph_ntk.kernels.tiles.spmm_into`)."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -25,7 +27,13 @@ def test_pooled_arrays_are_reused_only_inside_the_context():
         c = tiles.pooled(("x",), (100,), np.float64)  # larger: a new buffer
         assert not np.shares_memory(c, a)
         assert not np.shares_memory(tiles.pooled(("y",), (10, 3), np.float32), c)  # keys are separate
-    assert tiles._pool is None  # released on exit
+        # another thread (another job, a Dask worker) has no pool of its own here
+        seen = []
+        worker = threading.Thread(target=lambda: seen.append(tiles.current_pool()))
+        worker.start()
+        worker.join()
+        assert seen == [None] and tiles.current_pool() is not None
+    assert tiles.current_pool() is None  # released on exit
 
 
 def test_spmm_into_equals_the_product():

@@ -13,6 +13,7 @@ of the whole collection's kernel (less the compression of items shared across ch
 from __future__ import annotations
 
 import math
+import os
 from typing import Sequence
 
 import numpy as np
@@ -117,13 +118,19 @@ def needed_bytes(program: P.Program, counts: Sequence[int], num_graphs: int, ite
     except NotAChain:
         return _DENSE_ARRAYS * max(counts) ** 2 * 8 + 4 * num_graphs ** 2 * 8
     types = max([op.edge_types or 1 for op in _aggregations(program)] or [1])
-    return chain_memory(tuple(counts), num_graphs, max(plan.num_groups, 1), DEFAULT_BLOCK, 2, itemsize, types)
+    return chain_memory(tuple(counts), num_graphs, max(plan.num_groups, 1), DEFAULT_BLOCK, _threads(), itemsize,
+                        types)
 
 
 def _cross_need(program: P.Program, items: int, num_graphs: int, itemsize: int) -> int:
     types = max([op.edge_types or 1 for op in _aggregations(program)] or [1])
-    return cross_memory(items, items, num_graphs, max(chain_plan(program).num_groups, 1), DEFAULT_BLOCK, 2,
-                        itemsize, types)
+    return cross_memory(items, items, num_graphs, max(chain_plan(program).num_groups, 1), DEFAULT_BLOCK,
+                        _threads(), itemsize, types)
+
+
+def _threads() -> int:
+    """Worker threads of the executors (all usable CPUs)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def plan_item_chunks(program: P.Program, list1: list[Graph], list2: list[Graph] | None, num_tags: int | None,
@@ -149,7 +156,9 @@ def plan_item_chunks(program: P.Program, list1: list[Graph], list2: list[Graph] 
         limit = max(counts)
     elif cross:  # a chunk's square kernel and any two chunks' cross kernel must fit
         limit = max(1, int(max(counts) * math.sqrt(memory_limit / need)))
-        while limit > 1 and _cross_need(program, limit, len(everything), itemsize) > memory_limit:
+        # a pair of chunks holds about this share of the graphs (their readout accumulators)
+        while limit > 1 and _cross_need(program, limit, math.ceil(2 * len(everything) * limit / max(counts)),
+                                        itemsize) > memory_limit:
             limit = int(limit * 0.9)
     else:  # memory grows like items^2: half the affordable items per chunk, so any pair fits
         limit = max(1, int(max(counts) * math.sqrt(memory_limit / need) / 2))
@@ -167,7 +176,7 @@ def plan_item_chunks(program: P.Program, list1: list[Graph], list2: list[Graph] 
         pair_need = needed_bytes(program, [max(1, int(c * scale)) for c in counts], most, itemsize)
         if cross:
             pair_need = max(pair_need, _cross_need(program, largest, most, itemsize))
-        check_fits(pair_need, memory_limit, f"one block of the item engine ({2 * largest} items)",
+        check_fits(pair_need, memory_limit, f"one block of the item engine ({(1 if cross else 2) * largest} items)",
                    "use dtype='float32', or a larger memory_limit: a single graph this large cannot be split")
     return chunks1, chunks2
 

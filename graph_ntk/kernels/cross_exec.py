@@ -26,7 +26,6 @@ column ranges, and an item in both chunks keeps its exact unit self-correlation.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections import defaultdict
 
@@ -38,7 +37,7 @@ from graph_ntk.kernels.spaces import NodeSpace
 from graph_ntk.kernels.tile_ops import Track
 from graph_ntk.kernels.tiled_exec import (DEFAULT_BLOCK, ReadoutMatrices, _is_linear, _run_ops, _split_stages,
                                           factor_stage, refine_stages, reorder, scaled_maps, stage_segments)
-from graph_ntk.kernels.tiles import buffer, parallel_for, pooled, spmm_into, tick, transpose_into
+from graph_ntk.kernels.tiles import buffer, current_pool, parallel_for, pooled, spmm_into, tick, transpose_into
 
 __all__ = ["cross_memory", "run_cross"]
 
@@ -84,7 +83,7 @@ class _CrossStage:
                 spmm_into(rm, wt.reshape(n_prev_rows, 2 * w), panel2, accumulate=t_idx > 0)
         t = tick(times, "aggregate", t)
         if self.unit:  # items of both chunks: exact unit self-correlation
-            both = np.arange(max(cols.start, self.c0), min(cols.stop, rows))
+            both = np.arange(cols.start, min(cols.stop, rows))
             panel[both, 0, both - cols.start] = 1.0
         for ops, tap in self.segments:
             t = time.thread_time()
@@ -161,13 +160,13 @@ def run_cross(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
     n_a, n_b = split, space.num_graphs - split
     full: dict[int, list[np.ndarray]] = defaultdict(lambda: [np.zeros((n_a, n_b)), np.zeros((n_a, n_b))])
     contexts = [{"acc": defaultdict(lambda: [np.zeros((n_b, n_a), dtype), np.zeros((n_b, n_a), dtype)]),
-                 "times": defaultdict(float), "owner": (threading.get_ident(), i)} for i in range(num_threads)]
+                 "times": defaultdict(float), "pool": current_pool(), "slot": i} for i in range(num_threads)]
     timings["refine"] = time.perf_counter() - t0
 
     # Two stores, alternating between stages: fresh pages cost as much as filling them
     # (first-touch faults), so each is allocated once, at the largest size it will hold.
     stored = [(counts[k] - c0) * 2 * r_end for k, (r_end, c0) in enumerate(bounds)][:-1]
-    stores = [pooled(("store", i, threading.get_ident()), (max(stored[i::2], default=0),), dtype) for i in range(2)]
+    stores = [pooled(("store", i), (max(stored[i::2], default=0),), dtype) for i in range(2)]
     rows_max = max(r for r, _ in bounds)
     width = min(block, max(c - c0 for c, (_, c0) in zip(counts, bounds)))
     for ctx in contexts:
@@ -199,15 +198,19 @@ def run_cross(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
             factor = None
         else:
             if k not in node_vars:
-                raise ValueError(f"node_vars has no variances for stage {k}")
+                raise ValueError(f"variances: no node variances for stage {k}; pass node_variances() of the same "
+                                 "network")
             var = np.empty(counts[k])
             var[items[k]] = node_vars[k]
             track = Track(var, nonneg)
             m_tildes = scaled_maps([(m @ sp.diags(d_prev)).tocsr() for m in ms[k - 1]], track.d, dtype)
             pr_end, pc0 = bounds[k - 1]
             # children of row items are row items of stage k-1, of column items column items
-            source = ("tiles", prev, [mt[:r_end, :pr_end].tocsr() for mt in m_tildes],
-                      [mt[c0:, pc0:].tocsr() for mt in m_tildes])
+            rows_m = [mt[:r_end, :pr_end].tocsr() for mt in m_tildes]
+            cols_m = [mt[c0:, pc0:].tocsr() for mt in m_tildes]
+            if any(r.nnz != mt[:r_end].nnz or c.nnz != mt[c0:].nnz for r, c, mt in zip(rows_m, cols_m, m_tildes)):
+                raise RuntimeError("cross executor: an item's children lie outside its chunk (a bug: please report)")
+            source = ("tiles", prev, rows_m, cols_m)
 
         def readout(mode: str, d: np.ndarray) -> tuple[sp.csr_matrix, sp.csc_matrix]:
             e = readout_matrix(k, mode, d)

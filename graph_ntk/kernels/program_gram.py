@@ -30,7 +30,7 @@ import scipy.sparse as sp
 
 from graph_ntk import program as P
 from graph_ntk.data.graph import Graph
-from graph_ntk.kernels.chain import ChainPlan, NotAChain, Sum, Tap, chain_plan
+from graph_ntk.kernels.chain import NotAChain, Sum, Tap, chain_plan
 from graph_ntk.kernels.cross_exec import run_cross
 from graph_ntk.kernels.dense_exec import State, pointwise, run_dense
 from graph_ntk.kernels import rules
@@ -129,9 +129,10 @@ def program_gram(
             otherwise). The dense executor always runs on NumPy.
         variances: ``(of graphs, of graphs2)``, each node's variance per stage
             (:func:`node_variances`): then only the cross kernels between ``graphs`` and
-            ``graphs2`` are computed (:mod:`graph_ntk.kernels.cross_exec`; needs
-            :func:`cross_supported` and the NumPy backend), never the items within one side:
-            same numbers, half or less of the work when the two sides share few items.
+            ``graphs2`` are computed (:mod:`graph_ntk.kernels.cross_exec`, reported as
+            executor ``'cross'``; needs :func:`cross_supported` and the NumPy backend;
+            ``executor`` is then ignored), never the items within one side: same numbers,
+            half or less of the work when the two sides share few items.
     """
     t0 = time.perf_counter()
     backend = resolve_backend(backend)
@@ -159,6 +160,8 @@ def _program_gram(program, graphs, graphs2, joint, symmetric, num_tags, get, dty
             raise ValueError("variances= needs graphs2, the NumPy backend and a network that cross_supported() "
                              "accepts")
         plan = chain_plan(program, separate_taps=each_readout)
+        if set(variances[0]) != set(variances[1]):
+            raise ValueError("variances: both sides need the same stages (node_variances() of the same network)")
         node_vars = {k: np.concatenate([variances[0][k], variances[1][k]]) for k in variances[0]}
         groups, counts, stage_times = run_cross(plan, space, part.items, phi, len(graphs), node_vars, dtype=dtype,
                                                 block=block_size, num_threads=num_threads, progress=progress)
@@ -251,9 +254,11 @@ def node_variances(program: P.Program, graphs: Sequence[Graph], *, num_tags: int
     program's trunk (float64), for ``program_gram(..., variances=)``.
 
     A node's variance depends on its own graph only, so this runs the trunk on every graph's
-    own node kernel, :math:`K_g \leftarrow \sum_t M_{g,t} K_g M_{g,t}^\top` and NT's closed
-    forms (:mod:`graph_ntk.kernels.rules`) entrywise, batched over graphs of equal size (at
-    most ``max_entries`` entries per batch): :math:`\sum_g n_g^2` entries per step.
+    own node kernel, :math:`K_g \leftarrow \sum_t M_{g,t} K_g M_{g,t}^\top` (sparse maps) and
+    NT's closed forms (:mod:`graph_ntk.kernels.rules`) entrywise, batched over graphs of equal
+    size (at most ``max_entries`` entries per batch, or one graph): memory
+    :math:`\max_g n_g^2`, work :math:`\sum_g n_g^2` per pointwise step and
+    :math:`\sum_g n_g\,\mathrm{nnz}(M_g)` per aggregation.
 
     Example:
         >>> import numpy as np
@@ -284,12 +289,12 @@ def node_variances(program: P.Program, graphs: Sequence[Graph], *, num_tags: int
             last += 1
         batches.append(order[first:last])
         first = last
-    blocks: dict[tuple, list[list[np.ndarray]]] = {}  # per aggregation kind, per batch, per edge type
+    blocks: dict[tuple, list[list[sp.csr_matrix]]] = {}  # per aggregation kind: per edge type, per batch
     for op in aggs:
         key = (op.normalization, op.add_self_loops, op.edge_types)
         if key not in blocks:
             maps = space.aggregation_maps(*key)
-            blocks[key] = [_graph_blocks(m, space.graph_of, starts, batches) for m in maps]
+            blocks[key] = [_graph_blocks(m, starts, batches) for m in maps]
     for b, batch in enumerate(batches):
         n = int(sizes[batch[0]])
         nodes = (starts[batch][:, None] + np.arange(n)[None, :]).ravel()  # (graphs, n) in graph order
@@ -302,7 +307,10 @@ def node_variances(program: P.Program, graphs: Sequence[Graph], *, num_tags: int
             if isinstance(item, tuple):  # aggregation
                 op = item[1]
                 ms = [per_type[b] for per_type in blocks[(op.normalization, op.add_self_loops, op.edge_types)]]
-                kern = sum(m @ kern @ m.transpose(0, 2, 1) for m in ms)
+                # M_g K_g M_gᵀ = M_g (M_g K_g)ᵀ (K_g symmetric), the graphs' M_g as one block-diagonal map
+                flat = kern.reshape(batch.size * n, n)
+                kern = sum((m @ (m @ flat).reshape(batch.size, n, n).transpose(0, 2, 1).reshape(-1, n))
+                           for m in ms).reshape(batch.size, n, n)
                 k += 1
                 out[k][nodes] = np.einsum("gii->gi", kern).ravel()
             elif isinstance(item, (P.Dense, P.Scale)):
@@ -313,28 +321,14 @@ def node_variances(program: P.Program, graphs: Sequence[Graph], *, num_tags: int
     return out
 
 
-def _graph_blocks(m: sp.csr_matrix, graph_of: np.ndarray, starts: np.ndarray, batches: list[np.ndarray]
-                  ) -> list[np.ndarray]:
-    """Per batch, the ``(graphs, n, n)`` diagonal blocks of the node map ``m`` (its arcs
-    stay inside their graph)."""
-    coo = m.tocoo()
-    batch_of = np.empty(graph_of.max() + 1, dtype=np.int64)
-    slot = np.empty_like(batch_of)
-    for b, batch in enumerate(batches):
-        batch_of[batch] = b
-        slot[batch] = np.arange(batch.size)
-    g = graph_of[coo.row]
-    which = batch_of[g]
-    order = np.argsort(which, kind="stable")
-    bounds = np.searchsorted(which[order], np.arange(len(batches) + 1))
+def _graph_blocks(m: sp.csr_matrix, starts: np.ndarray, batches: list[np.ndarray]) -> list[sp.csr_matrix]:
+    """Per batch of equal-size graphs, the block-diagonal part of the node map ``m`` on their
+    nodes (graph-major: its arcs stay inside their graph)."""
     out = []
-    for b, batch in enumerate(batches):
+    for batch in batches:
         n = int(starts[batch[0] + 1] - starts[batch[0]])
-        sel = order[bounds[b]:bounds[b + 1]]
-        dense = np.zeros((batch.size, n, n))
-        gs = g[sel]
-        dense[slot[gs], coo.row[sel] - starts[gs], coo.col[sel] - starts[gs]] = coo.data[sel]
-        out.append(dense)
+        nodes = (starts[batch][:, None] + np.arange(n)[None, :]).ravel()
+        out.append(m[nodes][:, nodes].tocsr())
     return out
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 import time
 from collections import defaultdict
 
@@ -36,8 +35,8 @@ from graph_ntk.kernels.chain import ChainPlan, Tap
 from graph_ntk.kernels.refine import refine
 from graph_ntk.kernels.spaces import NodeSpace
 from graph_ntk.kernels.tile_ops import Track
-from graph_ntk.kernels.tiles import (Tiles, buffer, parallel_for, parent_order, pooled, spmm_into, tick,
-                                     transpose_into, variances)
+from graph_ntk.kernels.tiles import (Tiles, buffer, current_pool, parallel_for, parent_order, pooled, spmm_into,
+                                     tick, transpose_into, variances)
 
 __all__ = ["run_chain", "chain_memory"]
 
@@ -170,7 +169,7 @@ class _Stage:
 
     def store_column(self, p: int, panel: np.ndarray) -> None:
         """Store the lower block column ``panel`` (rows ``s:``) as transposed upper tiles."""
-        s, w = int(self.starts[p]), int(self.starts[p + 1] - self.starts[p])
+        s = int(self.starts[p])
         for q in range(p, self.n_blocks):
             a, b = int(self.starts[q]), int(self.starts[q + 1])
             upper = self.store.new_tile(p, q)
@@ -361,7 +360,7 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
 
     full: dict[int, list[np.ndarray]] = defaultdict(lambda: [np.zeros((n_g, n_g)), np.zeros((n_g, n_g))])
     contexts = [{"acc": defaultdict(lambda: [np.zeros((n_g, n_g), dtype), np.zeros((n_g, n_g), dtype)]),
-                 "times": defaultdict(float), "owner": (threading.get_ident(), i)} for i in range(num_threads)]
+                 "times": defaultdict(float), "pool": current_pool(), "slot": i} for i in range(num_threads)]
     on_device = backend == "jax"
     if on_device:
         jax_tiles.attach_devices(contexts)
@@ -378,7 +377,7 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
     for parity in range(2):
         sizes = [Tiles.size(np.append(np.arange(0, c, block), c)) for c in counts[parity:-1:2]]
         if sizes:
-            pooled(("store", parity, threading.get_ident()), (max(sizes),), dtype)
+            pooled(("store", parity), (max(sizes),), dtype)
     for ctx in contexts:
         for name in ("panel", "wt"):
             buffer(ctx, name, (max(counts), 2, min(block, max(counts))), dtype)
@@ -421,7 +420,7 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
         unit = track.unit
         segments, device_segments = stage_segments(track, ops, compile_segment,
                                                    lambda mode, d: readout_matrix(k, mode, d))
-        keep = ("store", k % 2, threading.get_ident()) if k + 1 < len(stage_ops) else None
+        keep = ("store", k % 2) if k + 1 < len(stage_ops) else None
         stage = _Stage(source, counts[k], block, segments, keep, dtype=dtype)
         stage.unit_diagonal, stage.device_segments = unit, device_segments
         timings["setup"] += time.perf_counter() - t_setup

@@ -17,52 +17,52 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-__all__ = ["Tiles", "buffer", "parallel_for", "parent_order", "pooled", "reused_memory", "spmm_into", "tick",
-           "transpose_into", "variances"]
+__all__ = ["Tiles", "buffer", "current_pool", "parallel_for", "parent_order", "pooled", "reused_memory",
+           "spmm_into", "tick", "transpose_into", "variances"]
 
-# Large work arrays kept between stages and calls while `reused_memory()` is active.
-_pool: dict | None = None
-_pool_depth = 0
-_pool_lock = threading.Lock()
+# Per calling thread: the pool of large work arrays while `reused_memory()` is active there.
+_local = threading.local()
 
 
 @contextlib.contextmanager
 def reused_memory() -> Iterator[None]:
-    """While active (it nests), the executors keep their large work arrays (stored kernels,
-    per-thread scratch) and reuse them in later stages and calls; on exit they are freed.
+    """While active in this thread (it nests), the executors keep their large work arrays
+    (stored kernels, their worker threads' scratch) and reuse them in later stages and
+    calls; on exit they are freed. Other threads (another job, a Dask worker) have their own.
 
     Memory the process has freed and allocates again costs a page fault per 4 KiB page on
     first touch, and in a VM (e.g. firecracker, with free-page reporting) each of those is a
     trip to the host: measured here at up to 40 µs, i.e. more than the arithmetic on the
     page. The engine runs every job inside this context.
     """
-    global _pool, _pool_depth
-    with _pool_lock:
-        if _pool_depth == 0:
-            _pool = {}
-        _pool_depth += 1
+    outer = getattr(_local, "pool", None)
+    if outer is None:
+        _local.pool = {}
     try:
         yield
     finally:
-        with _pool_lock:
-            _pool_depth -= 1
-            if _pool_depth == 0:
-                _pool = None
+        if outer is None:
+            _local.pool = None
 
 
-def pooled(key: tuple, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """An uninitialised array of ``shape``: inside :func:`reused_memory`, a view of the held
-    buffer named ``key`` (grown when too small; keys must name one thread's use), else new."""
+def current_pool() -> dict | None:
+    """This thread's pool (hand it to worker threads through their context), or None."""
+    return getattr(_local, "pool", None)
+
+
+def pooled(key: tuple, shape: tuple[int, ...], dtype, pool: dict | None = None) -> np.ndarray:
+    """An uninitialised array of ``shape``: a view of the buffer named ``key`` in ``pool``
+    (default: this thread's, inside :func:`reused_memory`), grown when too small; else new.
+    A key names one use: two arrays alive at once need two keys."""
     dtype = np.dtype(dtype)
+    pool = current_pool() if pool is None else pool
+    if pool is None:
+        return np.empty(shape, dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
-    with _pool_lock:
-        pool = _pool
-        if pool is None:
-            return np.empty(shape, dtype)
-        held = pool.get(key)
-        if held is None or held.size < nbytes:
-            pool.pop(key, None)
-            held = pool[key] = np.empty(nbytes, np.uint8)
+    held = pool.get(key)
+    if held is None or held.size < nbytes:
+        pool.pop(key, None)
+        held = pool[key] = np.empty(nbytes, np.uint8)
     return held[:nbytes].view(dtype).reshape(shape)
 
 
@@ -278,7 +278,9 @@ def buffer(ctx: dict, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.
     size = int(np.prod(shape))
     held = ctx.get(name)
     if held is None or held.size < size or held.dtype != dtype:
-        held = ctx[name] = pooled((ctx.get("owner"), name), (size,), dtype)
+        pool = ctx.get("pool")  # the calling thread's, with this context's slot in the keys
+        held = ctx[name] = np.empty(size, dtype) if pool is None else \
+            pooled(("scratch", ctx["slot"], name), (size,), dtype, pool)
     return held[:size].reshape(shape)
 
 
