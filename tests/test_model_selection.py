@@ -153,3 +153,12 @@ def test_experiment_families_and_sums():
     f = exp.forms(grams, ["cos"], True, (3,))
     assert "ntk L3 R1 sum JK + wl h3|cos" in f and "ntk L3 R1 sum + wl h3|cos" not in f
     np.testing.assert_allclose(np.diag(f["ntk L3 R1 sum JK + wl h3|cos"]), 1.0)
+
+
+def test_experiment_nested_grid_restriction():
+    exp = _experiment()
+    keep = [c for c in ("ntk L3 R1 sum JK|cos", "nngp L1 R2 sum|cos", "ntk L3 R1 mean|raw", "wl h4|cos",
+                        "ntk L3 R1 sum JK + wl h3|cos", "ntk L3 R3 sum JK + wl h3|cos")
+            if exp.in_grid(c, [1], ["sum"])]
+    assert keep == ["ntk L3 R1 sum JK|cos", "wl h4|cos", "ntk L3 R1 sum JK + wl h3|cos"]
+    assert exp.in_grid("nngp L1 R2 mean|cos", [1, 2], ["sum", "mean"])
