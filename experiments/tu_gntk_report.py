@@ -151,7 +151,10 @@ def markdown(stored: dict, datasets: dict) -> str:
                  f"{p['paper_c']} / {'+'.join(p['paper_forms'])} | {p['repeats']} × {p['outer']}, {p['inner']}, "
                  f"{p['nested_c']}, {'+'.join(p['nested_forms'])} | {p['candidates']} | {gsum:.1f} | "
                  f"{r['paper_wall_s']:.0f} | {r['nested_wall_s']:.0f} |")
-    L += ["", "Deviations from the full protocol (the honest list):", "",
+    L += ["", "Gram s: the engine passes of the grid, as timed when they were computed (kept with the cache). "
+          "paper s / nested s: wall time of the run that wrote the entry; scores already in the cache are read, "
+          "not recomputed, so a rerun over a grown grid shows only the new part's cost.", "",
+          "Deviations from the full protocol (the honest list):", "",
           "Why the raw form is missing on the larger datasets: `search.py` divides the raw Gram by its smallest "
           "entry, and for the sum-readout NTK that matrix spans 1.2e6 (IMDB-B, `ntk L3 R1 sum JK`) and 4.5e5 "
           "(PROTEINS) against 27 on MUTAG, so libsvm runs to its iteration cap (5e5) at every C; a raw sweep of 10 C "
