@@ -32,8 +32,8 @@ NOT_RUN = {
             "candidates x 2 x 10 x (3 + 1) x 7 fits) is ~7 CPU hours.",
     "COLLAB": "One L = 1 engine pass takes ~275 s (float32) on the idle machine, L = 3 hours; SVM fits on 4,500 "
               "training graphs take ~1 s each. In the h10 round the L = 1, R = 1 sum pass was started (niced, memory "
-              "limit 3 GiB) but got 3-10 % of one core behind the lead's NCI1 benchmarks and had not finished when "
-              "the time was up; the planned reduced protocol (8 kernels x 10 folds x 15 C paper fits, 1 x 10 outer "
+              "limit 3 GiB) but got 3-10 % of one core behind other jobs (NCI1 and COLLAB benchmarks); it was paused "
+              "to leave that CPU to the IMDB / PROTEINS grid and stopped unfinished after ~2 CPU minutes; the planned reduced protocol (8 kernels x 10 folds x 15 C paper fits, 1 x 10 outer "
               "x (2 + 1) x 5 C nested fits per candidate) is another ~1 CPU hour.",
 }
 
