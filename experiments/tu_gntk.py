@@ -111,7 +111,7 @@ def gntk_name(kind: str, depth: int, R: int, scaling: str, jk: bool) -> str:
 
 
 def compute_grams(name: str, ds, depths, mlp_layers, scalings, cache: ScoreCache, dtype: str,
-                  timings: dict) -> dict[str, np.ndarray]:
+                  timings: dict, memory_limit: int | None = None) -> dict[str, np.ndarray]:
     """All GNTK / GNNGP / WL Grams of the grid for one dataset (cached as float64; computed in float32 for
     COLLAB and NCI1, whose deep item kernels would not fit or finish otherwise)."""
     from graph_ntk.engine import GNTK, gram
@@ -131,7 +131,8 @@ def compute_grams(name: str, ds, depths, mlp_layers, scalings, cache: ScoreCache
             got = {n_: cache.get(desc[n_], (n, n)) for n_ in want}
             if any(v is None for v in got.values()):
                 t = time.perf_counter()
-                out = gram(GNTK(L, R, sc), ds, get=("ntk", "nngp"), all_depths=True, dtype=dtype, progress=False)
+                out = gram(GNTK(L, R, sc), ds, get=("ntk", "nngp"), all_depths=True, dtype=dtype, progress=False,
+                           memory_limit=memory_limit)
                 seconds = time.perf_counter() - t
                 timings[f"gntk L{L} R{R} {sc}"] = seconds
                 _log(f"{name}: GNTK/GNNGP L{L} R{R} {sc} Gram (all depths) in {seconds:.1f} s")
@@ -172,6 +173,17 @@ def forms(grams: dict[str, np.ndarray], which, sums: bool, depths) -> dict[str, 
     return out
 
 
+def in_grid(candidate: str, mlp_layers, scalings) -> bool:
+    """Whether a candidate's GNTK / GNNGP part has ``R`` in ``mlp_layers`` and its scaling in
+    ``scalings`` (WL candidates always are): restricts the nested CV to part of the grid.
+
+    >>> in_grid("ntk L3 R2 mean JK + wl h3|cos", [1], ["sum"]), in_grid("wl h2|raw", [1], ["sum"])
+    (False, True)
+    """
+    words = candidate.split("|")[0].split("+")[0].split()
+    return words[0] == "wl" or (int(words[2][1:]) in mlp_layers and words[3] in scalings)
+
+
 def family_of(candidate: str) -> list[str]:
     base = candidate.split("|")[0]
     fams = ["graph_ntk best"]
@@ -190,6 +202,35 @@ def paper_scores(K: np.ndarray, y: np.ndarray, folds, c_grid: np.ndarray, cache:
         acc = np.stack([_svm_accuracies(K, y, tr, te, c_grid) for tr, te in folds], axis=1)
         cache.put(desc, acc)
     return acc
+
+
+def paper_search(accs: dict[str, np.ndarray], c_step: int) -> list[dict]:
+    """How the paper-protocol GNTK number depends on the size of the search over the test
+    folds: the best mean test accuracy (over NTK kernels, forms and ``C``) for every
+    (R, scaling) part of the grid and for all of it, with the ``C`` grid thinned to every
+    k-th of the 120 values (``k`` a multiple of the step actually run).
+
+    ``accs`` maps ``'<kernel>|<form>'`` to its ``(C, fold)`` accuracies on the paper C grid
+    ``PAPER_C[::c_step]``.
+
+    >>> a = {"ntk L1 R1 sum|cos": np.array([[0.5, 0.5], [0.9, 0.7]]), "wl h1|cos": np.ones((2, 2))}
+    >>> [(r["grid"], r["C"], r["mean"]) for r in paper_search(a, 4)]
+    [('R1 sum', 2, 0.8), ('R1 sum', 1, 0.5), ('all', 2, 0.8), ('all', 1, 0.5)]
+    """
+    ntk = {k: a for k, a in accs.items() if k.startswith("ntk")}
+    parts = sorted({" ".join(k.split("|")[0].split()[2:4]) for k in ntk})
+    rows = []
+    for grid in parts + ["all"]:
+        members = [a for k, a in ntk.items() if grid == "all" or " ".join(k.split("|")[0].split()[2:4]) == grid]
+        for thin in (1, 2, 4, 8):
+            sub = [a[::thin] for a in members]
+            if thin > 1 and c_step * thin > 8:  # the coarsest grid compared: every 8th of the 120 C
+                continue
+            means = np.stack([a.mean(axis=1) for a in sub])  # (kernel, C)
+            i, j = np.unravel_index(int(np.argmax(means)), means.shape)
+            rows.append({"grid": grid, "kernels": len(sub), "C": int(sub[0].shape[0]), "mean": float(means[i, j]),
+                         "std": float(sub[i][j].std())})
+    return rows
 
 
 def nested_scores(K, y, splits, c_grid, inner, cache: ScoreCache, desc: dict) -> CandidateScores:
@@ -218,7 +259,8 @@ def run_dataset(name: str, args) -> dict:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     grams = compute_grams(name, ds, depths, args.mlp_layers, args.scalings, cache,
-                          "float32" if name in ("COLLAB", "NCI1") else "float64", timings)
+                          "float32" if name in ("COLLAB", "NCI1") else "float64", timings,
+                          None if args.memory_limit is None else int(args.memory_limit * 2**30))
     digests = {k: gram_digest(K) for k, K in grams.items()}
     t_grams = time.perf_counter() - t0
     if args.grams_only:
@@ -229,7 +271,7 @@ def run_dataset(name: str, args) -> dict:
     # Paper protocol on the GIN folds: every GNTK (NTK) candidate, plus GNNGP and WL for reference.
     t = time.perf_counter()
     c_paper = PAPER_C[::args.paper_c_step]
-    paper = {}
+    paper, paper_acc = {}, {}
     for k, K in forms(grams, args.paper_forms, False, depths).items():
         base, form = k.split("|")
         if base.split()[0] not in args.paper_kernels:
@@ -239,7 +281,9 @@ def run_dataset(name: str, args) -> dict:
         acc = paper_scores(K, y, ds.folds, c_paper, cache, desc)
         best = int(np.argmax(acc.mean(axis=1)))
         paper[k] = {"mean": float(acc[best].mean()), "std": float(acc[best].std()), "C": float(c_paper[best])}
+        paper_acc[k] = acc
     result["paper"] = paper
+    result["paper_search"] = paper_search(paper_acc, args.paper_c_step)
     result["paper_wall_s"] = round(time.perf_counter() - t, 1)
     _log(f"{name}: paper protocol over {len(paper)} kernels in {result['paper_wall_s']} s")
 
@@ -248,7 +292,10 @@ def run_dataset(name: str, args) -> dict:
     c_nested = np.logspace(-2, 4, args.nested_c)
     splits = repeated_splits(y, args.repeats, args.outer, seed=0)
     scores: dict[str, CandidateScores] = {}
-    cands = forms(grams, args.nested_forms, args.sums, depths)
+    nested_R = args.nested_mlp_layers or args.mlp_layers
+    nested_sc = args.nested_scalings or args.scalings
+    cands = {k: K for k, K in forms(grams, args.nested_forms, args.sums, depths).items()
+             if in_grid(k, nested_R, nested_sc)}
     for i, (k, K) in enumerate(cands.items()):
         base, form = k.split("|")
         ident = "+".join(digests[b.strip()] for b in base.split("+"))
@@ -288,7 +335,8 @@ def run_dataset(name: str, args) -> dict:
                             "nested_c": args.nested_c, "nested_forms": list(args.nested_forms),
                             "paper_c": len(c_paper), "paper_forms": list(args.paper_forms), "sums": args.sums,
                             "paper_kernels": list(args.paper_kernels), "full_depths": list(DATASETS[name][2]),
-                            "candidates": len(cands)})
+                            "candidates": len(cands), "nested_mlp_layers": list(nested_R),
+                            "nested_scalings": list(nested_sc)})
     _log(f"{name}: nested over {len(cands)} candidates in {result['nested_wall_s']} s: "
          + ", ".join(f"{f} {100 * v['mean']:.1f}" for f, v in nested.items()))
     return result
@@ -312,10 +360,15 @@ def main(argv=None) -> None:
     p.add_argument("--outer", type=int, default=10)
     p.add_argument("--inner", type=int, default=5)
     p.add_argument("--nested-c", type=int, default=25, help="number of log-spaced C values, 10^-2..10^4")
+    p.add_argument("--nested-mlp-layers", type=int, nargs="+",
+                   help="R values whose candidates enter the nested CV (default: all of --mlp-layers)")
+    p.add_argument("--nested-scalings", nargs="+", choices=SCALINGS,
+                   help="scalings whose candidates enter the nested CV (default: all of --scalings)")
     p.add_argument("--no-sums", dest="sums", action="store_false", help="leave the NTK+WL sums out")
     p.add_argument("--quick", action="store_true", help="smoke test: MUTAG, R=1, 2x10 splits, 3-fold inner, few C")
     p.add_argument("--paper-kernels", nargs="+", default=["ntk", "nngp", "wl"], choices=["ntk", "nngp", "wl"],
                    help="kernels run through the paper protocol (the table's GNTK row needs ntk)")
+    p.add_argument("--memory-limit", type=float, help="GiB one engine block may use (default: 75%% of free memory)")
     p.add_argument("--grams-only", action="store_true", help="compute and cache the Grams, nothing else")
     p.add_argument("--report-only", action="store_true", help="rebuild tu_gntk.md and the plots from tu_gntk.json")
     args = p.parse_args(argv)

@@ -153,3 +153,27 @@ def test_experiment_families_and_sums():
     f = exp.forms(grams, ["cos"], True, (3,))
     assert "ntk L3 R1 sum JK + wl h3|cos" in f and "ntk L3 R1 sum + wl h3|cos" not in f
     np.testing.assert_allclose(np.diag(f["ntk L3 R1 sum JK + wl h3|cos"]), 1.0)
+
+
+def test_experiment_nested_grid_restriction():
+    exp = _experiment()
+    keep = [c for c in ("ntk L3 R1 sum JK|cos", "nngp L1 R2 sum|cos", "ntk L3 R1 mean|raw", "wl h4|cos",
+                        "ntk L3 R1 sum JK + wl h3|cos", "ntk L3 R3 sum JK + wl h3|cos")
+            if exp.in_grid(c, [1], ["sum"])]
+    assert keep == ["ntk L3 R1 sum JK|cos", "wl h4|cos", "ntk L3 R1 sum JK + wl h3|cos"]
+    assert exp.in_grid("nngp L1 R2 mean|cos", [1, 2], ["sum", "mean"])
+
+
+def test_experiment_paper_search_grows_with_the_search():
+    exp = _experiment()
+    rng = np.random.default_rng(0)
+    accs = {f"ntk L{d} R{R} {sc}{jk}|cos": rng.uniform(0.4, 0.8, (30, 10))
+            for d in (1, 3) for R in (1, 2) for sc in ("sum", "mean") for jk in ("", " JK")}
+    accs["wl h1|cos"] = np.ones((30, 10))  # WL is not part of the GNTK search
+    rows = exp.paper_search(accs, 4)
+    assert {r["C"] for r in rows} == {30, 15}
+    full = {r["C"]: r["mean"] for r in rows if r["grid"] == "all"}
+    assert full[30] == max(a.mean(axis=1).max() for k, a in accs.items() if k.startswith("ntk")) < 1
+    assert full[15] <= full[30]
+    for r in rows:  # every part is no better than the whole grid at the same C grid
+        assert r["mean"] <= full[r["C"]] and r["kernels"] == (16 if r["grid"] == "all" else 4)
