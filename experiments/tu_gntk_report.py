@@ -22,20 +22,8 @@ PUBLISHED = {
 REFERENCE_SECONDS = {"MUTAG": 5.6, "PTC": 18.0, "PROTEINS": 288.0, "IMDB-B": 228.0}
 
 
-# Why a dataset is missing from the committed round (measured on the shared 2-core machine).
-NOT_RUN = {
-    "PROTEINS": "Its full-grid Grams were computed and cached (6 engine passes, 126-312 s each, niced); the SVM "
-                "sweeps (one fit ~25 ms uncontended, far more when niced behind other jobs) did not fit in the time"
-                " left.",
-    "NCI1": "Six L = 13 engine passes (an L = 4 pass alone takes ~60 s, and the colours keep multiplying with depth) "
-            "and ~0.5 s per SVM fit on 3,700 training graphs: even the reduced nested protocol used here (96 "
-            "candidates x 2 x 10 x (3 + 1) x 7 fits) is ~7 CPU hours.",
-    "COLLAB": "One L = 1 engine pass takes ~275 s (float32) on the idle machine, L = 3 hours; SVM fits on 4,500 "
-              "training graphs take ~1 s each. In the h10 round the L = 1, R = 1 sum pass was started (niced, memory "
-              "limit 3 GiB) but got 3-10 % of one core behind other jobs (NCI1 and COLLAB benchmarks); it was paused "
-              "to leave that CPU to the IMDB / PROTEINS grid and stopped unfinished after ~2 CPU minutes; the planned reduced protocol (8 kernels x 10 folds x 15 C paper fits, 1 x 10 outer "
-              "x (2 + 1) x 5 C nested fits per candidate) is another ~1 CPU hour.",
-}
+# Why a dataset is missing from the committed round (all seven ran in the last one).
+NOT_RUN: dict[str, str] = {}
 
 
 def _pm(m: float, s: float) -> str:
