@@ -36,7 +36,8 @@ from graph_ntk.kernels.chain import ChainPlan
 from graph_ntk.kernels.spaces import NodeSpace
 from graph_ntk.kernels.tile_ops import Track
 from graph_ntk.kernels.tiled_exec import (DEFAULT_BLOCK, ReadoutMatrices, _is_linear, _run_ops, _split_stages,
-                                          factor_stage, refine_stages, reorder, scaled_maps, stage_segments)
+                                          factor_stage, finish, fold_accumulators, refine_stages, reorder,
+                                          scaled_maps, stage_segments)
 from graph_ntk.kernels.tiles import buffer, current_pool, parallel_for, pooled, spmm_into, tick, transpose_into
 
 __all__ = ["cross_memory", "run_cross"]
@@ -223,17 +224,7 @@ def run_cross(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
         timings["setup"] += time.perf_counter() - t_setup
         label = f"stage {k}/{len(stage_ops) - 1} ({r_end} x {counts[k] - c0} items)" if progress else None
         parallel_for(stage.n_blocks, stage.run_block, contexts, label)
-        for ctx in contexts:
-            for g, acc in ctx["acc"].items():
-                for ch in range(2):
-                    full[g][ch] += acc[ch].T
-            ctx["acc"].clear()
+        fold_accumulators(contexts, full, lambda acc: acc.T)  # (columns, rows) graphs
         prev, d_prev, nonneg = stage.store, track.d, track.nonneg
         del stage
-
-    out = {g: full[g] for g in range(plan.num_groups)}
-    for ctx in contexts:
-        for key, value in ctx["times"].items():
-            timings[key] += value
-    timings["total"] = time.perf_counter() - t0
-    return out, tuple(counts), dict(timings)
+    return finish(full, plan, counts, contexts, timings, t0)

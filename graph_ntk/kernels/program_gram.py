@@ -215,18 +215,24 @@ def _inputs(joint: Sequence[Graph], num_tags: int | None, dtype) -> tuple[Featur
     return part, input_factor(part, num_tags, has_labels).astype(dtype), NodeSpace.from_graphs(joint)
 
 
-def _evaluate_cross(expr: Sum, groups: dict[int, list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """A plain readout expression (:func:`cross_supported`) on rectangular graph kernels."""
+def _distinct_terms(expr: Sum) -> list:
+    """The terms of a sum, each accumulator once (plain taps of one sum share theirs)."""
     seen: set[int] = set()
-    nngp = ntk = 0.0
+    out = []
     for term in expr.terms:
         if isinstance(term, Tap):
-            if term.group in seen:  # plain taps of one sum share their accumulator
+            if term.group in seen:
                 continue
             seen.add(term.group)
-            k, t = groups[term.group]
-        else:
-            k, t = _evaluate_cross(term, groups)
+        out.append(term)
+    return out
+
+
+def _evaluate_cross(expr: Sum, groups: dict[int, list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """A plain readout expression (:func:`cross_supported`) on rectangular graph kernels."""
+    nngp = ntk = 0.0
+    for term in _distinct_terms(expr):
+        k, t = groups[term.group] if isinstance(term, Tap) else _evaluate_cross(term, groups)
         nngp, ntk = nngp + k, ntk + t
     for op in expr.post:  # Dense / Scale: no variances needed
         nngp, ntk = pointwise(op, nngp, ntk, None, None)
@@ -334,13 +340,9 @@ def _graph_blocks(m: sp.csr_matrix, starts: np.ndarray, batches: list[np.ndarray
 
 def _evaluate(expr: Sum, groups: dict[int, list[np.ndarray]], want_ntk: bool) -> State:
     """The graph-level value of a chain's readout expression (joint graph x graph kernels)."""
-    seen: set[int] = set()
     total: State | None = None
-    for term in expr.terms:
+    for term in _distinct_terms(expr):
         if isinstance(term, Tap):
-            if term.group in seen:  # plain taps of one sum share their accumulator
-                continue
-            seen.add(term.group)
             nngp, ntk = groups[term.group]
             st = State(None, np.arange(nngp.shape[0]), nngp, ntk, np.diagonal(nngp).copy(), 0)
         else:

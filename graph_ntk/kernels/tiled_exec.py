@@ -430,20 +430,29 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
             jax_tiles.collect(contexts)
         else:
             parallel_for(stage.n_blocks, stage.run_block, contexts, label)
-        # Fold this stage's per-thread (half) accumulators into the totals and free them,
-        # so that accumulator memory is per stage, not per readout.
-        for ctx in contexts:
-            for g, half in ctx["acc"].items():
-                for ch in range(2):
-                    h = half[ch].astype(np.float64)
-                    full[g][ch] += h + h.T
-            ctx["acc"].clear()
+        # the accumulators hold the lower block triangle: add the mirrored part
+        fold_accumulators(contexts, full, lambda h: h.astype(np.float64) + h.T)
         prev_store, d_prev, nonneg = stage.store, track.d, track.nonneg
         del stage
+    return finish(full, plan, counts, contexts, timings, t0)
 
-    out = {g: full[g] for g in range(plan.num_groups)}
+
+def fold_accumulators(contexts: list[dict], full: dict, fold) -> None:
+    """Add this stage's per-thread accumulators (through ``fold``) to the totals and free
+    them, so that accumulator memory is per stage, not per readout."""
+    for ctx in contexts:
+        for g, acc in ctx["acc"].items():
+            for ch in range(2):
+                full[g][ch] += fold(acc[ch])
+        ctx["acc"].clear()
+
+
+def finish(full: dict, plan: ChainPlan, counts: list[int], contexts: list[dict], timings: dict, t0: float
+           ) -> tuple[dict[int, list[np.ndarray]], tuple[int, ...], dict[str, float]]:
+    """The executors' return value: accumulators per readout group, item counts, timings
+    (the threads' CPU seconds per phase added up)."""
     for ctx in contexts:
         for key, value in ctx["times"].items():
             timings[key] += value
     timings["total"] = time.perf_counter() - t0
-    return out, tuple(counts), dict(timings)
+    return {g: full[g] for g in range(plan.num_groups)}, tuple(counts), dict(timings)
