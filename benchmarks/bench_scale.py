@@ -31,8 +31,10 @@ t0 = time.perf_counter()
 import graph_ntk as gn
 root, name, blocks, grid = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "grid"
 ds = gn.load_gin(root, name, degree_as_tag=name in ("COLLAB", "REDDITBINARY", "IMDBBINARY", "IMDBMULTI"))
+from graph_ntk.engine.memory import default_memory_limit
+limit = default_memory_limit()  # what gram() uses when memory_limit is not given
 K = gn.gram(gn.GNTK(blocks, 2), ds, dtype="float32", progress=False, all_depths=grid)
-print(json.dumps({"wall": time.perf_counter() - t0, "graphs": len(ds)}))
+print(json.dumps({"wall": time.perf_counter() - t0, "graphs": len(ds), "limit": limit}))
 """
 
 CASES = {
@@ -43,17 +45,18 @@ CASES = {
 }
 
 
-def run(folder: Path, name: str, blocks: int, mode: str, limit: float) -> tuple[str, float | None]:
+def run(folder: Path, name: str, blocks: int, mode: str, limit: float) -> tuple[str, float | None, float | None]:
+    """Shown time, seconds (None: stopped or failed) and the run's memory_limit in GB."""
     t = time.perf_counter()
     try:
         proc = subprocess.run([sys.executable, "-c", SCRIPT, str(folder), name, str(blocks), mode],
                               capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired:
-        return f"> {limit:.0f}", None
+        return f"> {limit:.0f}", None, None
     if proc.returncode:
-        return "failed: " + proc.stderr.strip().splitlines()[-1][:200], None
+        return "failed: " + proc.stderr.strip().splitlines()[-1][:200], None, None
     wall = time.perf_counter() - t
-    return f"{wall:.1f}", wall
+    return f"{wall:.1f}", wall, json.loads(proc.stdout.strip().splitlines()[-1])["limit"] / 1e9
 
 
 def main() -> None:
@@ -62,19 +65,21 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=900.0)
     parser.add_argument("--data", type=Path, default=DATA)
     args = parser.parse_args()
-    print("| case | whole process (s) | target (s) | peak RSS (GB) |")
-    print("|---|---|---|---|")
+    print("| case | whole process (s) | target (s) | peak RSS (GB) | memory_limit (GB) |")
+    print("|---|---|---|---|---|")
     for case in args.cases:
         if case == "grid":
             continue
         folder, name, blocks, target = CASES[case]
-        shown, _ = run(args.data / folder, name, blocks, "single", args.limit)
+        shown, _, mem = run(args.data / folder, name, blocks, "single", args.limit)
+        # the largest child so far: each case's own peak once cases run largest last
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-        print(f"| {name} GNTK({blocks}, 2) float32 | {shown} | {target} | <= {rss:.1f} |", flush=True)
+        limit = "-" if mem is None else f"{mem:.1f}"
+        print(f"| {name} GNTK({blocks}, 2) float32 | {shown} | {target} | <= {rss:.1f} | {limit} |", flush=True)
     if "grid" in args.cases:
         for name, blocks in (("PTC", 13), ("PROTEINS", 3)):
-            _, single = run(args.data / "gin", name, blocks, "single", args.limit)
-            _, grid = run(args.data / "gin", name, blocks, "grid", args.limit)
+            _, single, _ = run(args.data / "gin", name, blocks, "single", args.limit)
+            _, grid, _ = run(args.data / "gin", name, blocks, "grid", args.limit)
             ratio = "-" if single is None or grid is None else f"{grid / single:.2f}x"
             print(f"| grid in one pass, {name} L=1..{blocks} (x2 JK): all_depths vs L={blocks} alone | "
                   f"{grid or float('nan'):.1f} vs {single or float('nan'):.1f} | ratio <= 1.2 | {ratio} |", flush=True)
