@@ -12,8 +12,8 @@ never reads an entry within one chunk, and the work is :math:`|I_A| |I_B|` per s
 instead of the :math:`(|I_A| + |I_B|)^2 / 2` of the square executor on ``A ∪ B``. What the
 cross block cannot give is the items' own variances :math:`K_k(i, i)`, which the
 nonlinearities need; they belong to the node's own graph, so the caller passes them per
-node (:func:`graph_ntk.kernels.program_gram.node_variances`: every graph's own small node
-kernel).
+node (:func:`graph_ntk.kernels.program_gram.node_variances`: every graph's own small kernel over
+its WL items).
 
 Item order at every stage: items only in ``A``, items in both, items only in ``B``. The rows
 are the first two groups and the columns the last two, so the pointwise steps
