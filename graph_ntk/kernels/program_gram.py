@@ -286,7 +286,11 @@ def node_variances(program: P.Program, graphs: Sequence[Graph], *, num_tags: int
     graphs = list(graphs)
     part, phi, space = _inputs(graphs, num_tags, np.float64)
     aggs = [t[1] for t in plan.trunk if isinstance(t, tuple) and t[0] == "agg"]
-    node_maps = [space.aggregation_maps(op.normalization, op.add_self_loops, op.edge_types) for op in aggs]
+    by_kind: dict[tuple, list[sp.csr_matrix]] = {}  # one set of node maps per aggregation kind
+    for op in aggs:
+        key = (op.normalization, op.add_self_loops, op.edge_types)
+        by_kind.setdefault(key, space.aggregation_maps(*key))
+    node_maps = [by_kind[(op.normalization, op.add_self_loops, op.edge_types)] for op in aggs]
     items, n_items = [part.items], part.num_items
     for maps in node_maps:
         new, _ = refine(items[-1], n_items, maps)
@@ -328,6 +332,7 @@ def _graph_batch(plan, phi: np.ndarray, items: list[np.ndarray], node_maps: list
         slots.append((owner[first_node] * c + rank, first_node, (owner * c + rank[local.ravel()])))
         width.append(c)
     b = batch.size
+    blocks: dict[int, list[sp.csr_matrix]] = {}  # the batch's block of each set of node maps
 
     item_slot, first_node, _ = slots[0]
     x = np.zeros((b * width[0], phi.shape[1]))
@@ -348,8 +353,11 @@ def _graph_batch(plan, phi: np.ndarray, items: list[np.ndarray], node_maps: list
             c0, c1 = width[k - 1], width[k]
             flat = kern.reshape(b * c0, c0)
             total = np.zeros((b, c1, c1))
-            for m in node_maps[k - 1]:
-                mg = (pick @ m[nodes][:, nodes] @ to_items).tocsr()
+            maps = node_maps[k - 1]
+            if id(maps) not in blocks:
+                blocks[id(maps)] = [m[nodes][:, nodes] for m in maps]
+            for m in blocks[id(maps)]:
+                mg = (pick @ m @ to_items).tocsr()
                 half = (mg @ flat).reshape(b, c1, c0).transpose(0, 2, 1).reshape(b * c0, c1)
                 total += (mg @ half).reshape(b, c1, c1)
             kern = total
