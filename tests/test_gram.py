@@ -136,7 +136,11 @@ def test_rectangular_and_tuple_get(demo):
     full_nngp, full_ntk = gram(GNTK(2, 1), demo, get=("nngp", "ntk"), progress=False)
     rect = gram(GNTK(2, 1), a, b, num_tags=demo.num_tags, progress=False)
     assert rect.shape == (15, 25)
-    assert rel_err(rect, full_ntk[:15, 15:]) < 1e-12
+    # Two collections run the cross executor with each graph's own variances, the square Gram
+    # the square executor: equal to rounding, which sum aggregation of one-hot tags amplifies
+    # (collinear items, the ReLU NTK factor's infinite slope: tests/test_cross_exec.py). The
+    # variances agree to 4e-16 here, the Grams to ~1e-11.
+    assert rel_err(rect, full_ntk[:15, 15:]) < 1e-10
     np.testing.assert_allclose(full_ntk, full_ntk.T, rtol=1e-13)
     # Chunked item engine (a memory limit ~1/10 of what one call needs) and float32 give the
     # same matrix.
