@@ -35,9 +35,9 @@ import scipy.sparse as sp
 from graph_ntk.kernels.chain import ChainPlan
 from graph_ntk.kernels.spaces import NodeSpace
 from graph_ntk.kernels.tile_ops import Track
-from graph_ntk.kernels.tiled_exec import (DEFAULT_BLOCK, ReadoutMatrices, _is_linear, _run_ops, _split_stages,
-                                          factor_stage, finish, fold_accumulators, refine_stages, reorder,
-                                          scaled_maps, stage_segments)
+from graph_ntk.kernels.tiled_exec import (DEFAULT_BLOCK, ReadoutMatrices, _run_ops, _split_stages,
+                                          aggregate_factors, factor_source, factor_stage, finish, fold_accumulators,
+                                          refine_stages, reorder, scaled_maps, stage_is_linear, stage_segments)
 from graph_ntk.kernels.tiles import buffer, current_pool, parallel_for, pooled, spmm_into, tick, transpose_into
 
 __all__ = ["cross_memory", "run_cross"]
@@ -180,22 +180,14 @@ def run_cross(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
         r_end, c0 = bounds[k]
         if k > 0:
             nonneg = nonneg and all((m.data >= 0).all() for m in ms[k - 1])
-        linear = all(_is_linear(o) or (isinstance(o, tuple) and all(_is_linear(x) for x in o[1].ops))
-                     for o in ops)
         if factor is not None:
-            fk, ft = factor
-            if k > 0:
-                fk = np.hstack([m @ fk for m in ms[k - 1]])
-                ft = None if ft is None else np.hstack([m @ ft for m in ms[k - 1]])
-            if linear:
+            fk, ft = factor if k == 0 else aggregate_factors(*factor, ms[k - 1])
+            if stage_is_linear(ops):
                 factor = factor_stage(ops, fk, ft, lambda mode: readout_matrix(k, mode, np.ones(counts[k])),
                                       full, split=n_a)
                 timings["setup"] += time.perf_counter() - t_setup
                 continue
-            track = Track(np.einsum("ij,ij->i", fk, fk), nonneg)
-            inv = 1.0 / track.d
-            source = ("factor", (fk * inv[:, None]).astype(dtype),
-                      None if ft is None else (ft * inv[:, None]).astype(dtype))
+            track, source = factor_source(fk, ft, nonneg, dtype)
             factor = None
         else:
             if k not in node_vars:

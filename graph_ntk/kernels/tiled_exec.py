@@ -289,6 +289,26 @@ def factor_stage(ops: list, fk: np.ndarray, ft: np.ndarray | None, readout, full
     return fk, ft
 
 
+def stage_is_linear(ops: list) -> bool:
+    """Whether a stage (and its readout taps) is Dense / Scale only: it runs on the factors."""
+    return all(_is_linear(o) or (isinstance(o, tuple) and all(_is_linear(x) for x in o[1].ops)) for o in ops)
+
+
+def aggregate_factors(fk: np.ndarray, ft: np.ndarray | None, ms: list[sp.csr_matrix]
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The factors after an aggregation with item maps ``ms`` (one per edge type)."""
+    return np.hstack([m @ fk for m in ms]), None if ft is None else np.hstack([m @ ft for m in ms])
+
+
+def factor_source(fk: np.ndarray, ft: np.ndarray | None, nonneg: bool, dtype) -> tuple[Track, tuple]:
+    """The first tiled stage's bookkeeping and tile source from factors ``K = FK FKᵀ``,
+    ``Θ = FT FTᵀ``: rows prescaled by ``1/d`` so the tiles are correlations."""
+    track = Track(np.einsum("ij,ij->i", fk, fk), nonneg)
+    inv = 1.0 / track.d
+    return track, ("factor", (fk * inv[:, None]).astype(dtype),
+                   None if ft is None else (ft * inv[:, None]).astype(dtype))
+
+
 def scaled_maps(us: list[sp.csr_matrix], d: np.ndarray, dtype) -> list[sp.csr_matrix]:
     """``M̃_t = D'^{-1} U_t`` in the tile dtype, indices sorted."""
     out = []
@@ -388,21 +408,13 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
         t_setup = time.perf_counter()
         if k > 0:
             nonneg = nonneg and all((m.data >= 0).all() for m in ms[k - 1])
-        linear = all(_is_linear(o) or (isinstance(o, tuple) and all(_is_linear(x) for x in o[1].ops))
-                     for o in ops)
         if factor is not None:
-            fk, ft = factor
-            if k > 0:
-                fk = np.hstack([m @ fk for m in ms[k - 1]])
-                ft = None if ft is None else np.hstack([m @ ft for m in ms[k - 1]])
-            if linear:  # the whole stage in factor form
+            fk, ft = factor if k == 0 else aggregate_factors(*factor, ms[k - 1])
+            if stage_is_linear(ops):  # the whole stage in factor form
                 factor = factor_stage(ops, fk, ft, lambda mode: readout_matrix(k, mode, np.ones(counts[k])), full)
                 timings["setup"] += time.perf_counter() - t_setup
                 continue
-            track = Track(np.einsum("ij,ij->i", fk, fk), nonneg)
-            inv = 1.0 / track.d
-            source = ("factor", (fk * inv[:, None]).astype(dtype),
-                      None if ft is None else (ft * inv[:, None]).astype(dtype))
+            track, source = factor_source(fk, ft, nonneg, dtype)
             factor = None
         else:
             us = [(m @ sp.diags(d_prev)).tocsr() for m in ms[k - 1]]
