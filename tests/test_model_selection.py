@@ -124,13 +124,13 @@ def test_experiment_resumes_from_cache_with_identical_scores(tmp_path, monkeypat
     y, grams = _data(40)
     splits = repeated_splits(y, 2, 4, seed=0)
     desc = {"nested": True, "gram": "good"}
-    first = exp.nested_scores(grams["good"], y, splits, np.array(C_GRID), 3, ScoreCache(tmp_path), desc)
+    first = exp.nested_scores(lambda: grams["good"], y, splits, np.array(C_GRID), 3, ScoreCache(tmp_path), desc)
 
     def refuse(*a, **k):
         raise AssertionError("recomputed despite a valid cache")
 
     monkeypatch.setattr(exp, "svm_candidate_scores", refuse)
-    again = exp.nested_scores(grams["good"], y, splits, np.array(C_GRID), 3, ScoreCache(tmp_path), desc)
+    again = exp.nested_scores(lambda: grams["good"], y, splits, np.array(C_GRID), 3, ScoreCache(tmp_path), desc)
     np.testing.assert_array_equal(first.inner, again.inner)
     np.testing.assert_array_equal(first.outer, again.outer)
     # A damaged cache file is recomputed (here: refused, proving it was not trusted).
@@ -139,7 +139,7 @@ def test_experiment_resumes_from_cache_with_identical_scores(tmp_path, monkeypat
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CorruptBlockWarning)
         with pytest.raises(AssertionError, match="recomputed"):
-            exp.nested_scores(grams["good"], y, splits, np.array(C_GRID), 3, ScoreCache(tmp_path), desc)
+            exp.nested_scores(lambda: grams["good"], y, splits, np.array(C_GRID), 3, ScoreCache(tmp_path), desc)
 
 
 def test_experiment_families_and_sums():
@@ -150,9 +150,21 @@ def test_experiment_families_and_sums():
     _, g = _data(10)
     grams = {"ntk L3 R1 sum JK": g["good"] + 1, "ntk L3 R1 sum": g["good"],
              **{f"wl h{h}": g["bad"] + 1 for h in exp.WL_H}}
-    f = exp.forms(grams, ["cos"], True, (3,))
+    f = exp.forms(grams, ["cos", "raw"], True)
     assert "ntk L3 R1 sum JK + wl h3|cos" in f and "ntk L3 R1 sum + wl h3|cos" not in f
-    np.testing.assert_allclose(np.diag(f["ntk L3 R1 sum JK + wl h3|cos"]), 1.0)
+    total = f["ntk L3 R1 sum JK + wl h3|cos"]()
+    np.testing.assert_allclose(np.diag(total), 1.0)
+    np.testing.assert_allclose(total, cosine_normalize(cosine_normalize(grams["ntk L3 R1 sum JK"])
+                                                       + cosine_normalize(grams["wl h3"])), rtol=1e-14)
+    # A float32 Gram (how NCI1's are held) gives the same forms as its float64 copy.
+    g32 = {k: K.astype(np.float32) for k, K in grams.items()}
+    g64 = {k: K.astype(np.float64) for k, K in g32.items()}
+    a, b = exp.forms(g32, ["cos", "raw"], True), exp.forms(g64, ["cos", "raw"], True)
+    for k in a:
+        assert a[k]().dtype == np.float64
+        np.testing.assert_array_equal(a[k](), b[k]())
+    raw = f["wl h2|raw"]()
+    assert raw.min() == 1.0 and np.allclose(raw * (grams["wl h2"].min()), grams["wl h2"])
 
 
 def test_experiment_nested_grid_restriction():
