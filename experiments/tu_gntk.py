@@ -54,8 +54,10 @@ paper fits and 10 x 10 x (5 + 1) x 25 nested fits: e.g. NCI1 alone is weeks of C
 Shrinking flags, in order of effect: ``--repeats``, ``--nested-c``, ``--inner``,
 ``--nested-forms cos`` / ``--paper-forms cos`` (raw Grams also make libsvm slow at large
 ``C``), ``--paper-c-step k`` (every k-th of the 120 C), ``--paper-kernels ntk wl``,
-``--mlp-layers`` / ``--scalings`` / ``--depths``, ``--datasets``. ``--quick`` is a
-one-minute smoke test. Every reduction used is listed per dataset in ``tu_gntk.md``.
+``--mlp-layers`` / ``--scalings`` / ``--depths``, ``--datasets``. With ``--paper-c-step``,
+the ``--paper-refine`` (4) best kernels of each kind are rerun on all 120 C, so the table's
+number is that of the full C grid for the kernels that matter. ``--jobs`` SVMs are fitted at
+once (threads; default one per core). ``--quick`` is a one-minute smoke test. Every reduction used is listed per dataset in ``tu_gntk.md``.
 
 Examples::
 
