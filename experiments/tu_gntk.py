@@ -23,8 +23,9 @@ IMDB-B, IMDB-M, COLLAB, as GIN and GNTK do):
   JK variants and NTK and NNGP together (``gram(..., get=('ntk', 'nngp'), all_depths=True)``).
 * WL subtree (:func:`graph_ntk.kernels.wl_kernel.wl_subtree_gram`, equal to GraKeL's),
   ``h`` in 1..6: the range Xu et al. (2019) tuned, whose WL numbers Du et al. reprint.
-* Sums (moonshot only): ``cos(NTK L R scaling JK) + cos(WL h=min(L, 6))`` for every JK
-  architecture of the grid, i.e. the GNTK with an explicit subtree-count term.
+* Sums (moonshot only): ``cos(NTK L R scaling JK) + cos(WL h)`` for every JK architecture
+  of the grid, i.e. the GNTK with an explicit subtree-count term, with ``h = min(L, 6)`` (the
+  depth-matched subtrees) and ``h = 6`` (the deepest).
 
 Every Gram is tried raw (divided by its smallest entry, as ``search.py`` does) and
 cosine-normalised (``--paper-forms`` / ``--nested-forms``).
@@ -190,9 +191,9 @@ def forms(grams: dict[str, np.ndarray], which, sums: bool) -> dict[str, Callable
         for k, K in grams.items():
             if k.startswith("ntk") and k.endswith("JK"):
                 d = int(k.split()[1][1:])
-                h = min(d, max(WL_H))
-                out[f"{k} + wl h{h}|cos"] = partial(lambda a, b: cosine_normalize(cos(a) + cos(b)), K,
-                                                    grams[f"wl h{h}"])
+                for h in sorted({min(d, max(WL_H)), max(WL_H)}):  # depth-matched and deepest subtrees
+                    out[f"{k} + wl h{h}|cos"] = partial(lambda a, b: cosine_normalize(cos(a) + cos(b)), K,
+                                                        grams[f"wl h{h}"])
     return out
 
 

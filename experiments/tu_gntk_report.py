@@ -107,7 +107,7 @@ def markdown(stored: dict, datasets: dict) -> str:
             cells.append(f"{_pm(v['mean'], v['std'])} [{100 * v['repeat_std']:.1f}]" if v else "not run")
         L.append(f"| {f} | " + " | ".join(cells) + " |")
     L += ["", "*graph_ntk best* = one family selected by inner CV over GNTK ∪ GNNGP ∪ WL ∪ the sums "
-          "cos(NTK, JK) + cos(WL): the moonshot kernel.", "",
+          "cos(NTK, JK) + cos(WL h), h = min(L, 6) and 6: the moonshot kernel.", "",
           "### Paired differences (same outer folds)", "",
           "Difference in accuracy points, mean ± std of the repetition means; wins/losses/ties over outer folds; "
           "p: two-sided sign test over folds, and Wilcoxon signed-rank over the repetition means (NaN with < 2 "

@@ -152,6 +152,7 @@ def test_experiment_families_and_sums():
              **{f"wl h{h}": g["bad"] + 1 for h in exp.WL_H}}
     f = exp.forms(grams, ["cos", "raw"], True)
     assert "ntk L3 R1 sum JK + wl h3|cos" in f and "ntk L3 R1 sum + wl h3|cos" not in f
+    assert sorted(k for k in f if "+" in k) == ["ntk L3 R1 sum JK + wl h3|cos", "ntk L3 R1 sum JK + wl h6|cos"]
     total = f["ntk L3 R1 sum JK + wl h3|cos"]()
     np.testing.assert_allclose(np.diag(total), 1.0)
     np.testing.assert_allclose(total, cosine_normalize(cosine_normalize(grams["ntk L3 R1 sum JK"])
