@@ -88,7 +88,7 @@ def markdown(stored: dict, datasets: dict) -> str:
     refined = [(d, r) for d in names for r in res.get(d, {}).get("paper_refined", [])]
     if refined:
         L += ["", "### The best kernels of the thinned C grid, rerun on all 120 C", "",
-              "Where the paper protocol ran on a thinned C grid, the best few kernels of each kind were rerun on the "
+              "Where the paper protocol ran on a thinned C grid, the best few GNTK kernels were rerun on the "
               "full grid (the table above uses the full-grid number for them): how much the finer C grid adds.", "",
               "| dataset | kernel | thinned grid | all 120 C | C |", "|---|---|---|---|---|"]
         for d, r in refined:
@@ -173,7 +173,7 @@ def markdown(stored: dict, datasets: dict) -> str:
             dev.append(f"scaling {r['scalings']} only")
         if p["paper_c"] < 120:
             dev.append(f"paper protocol on {p['paper_c']} of the 120 C values (a regular subset)"
-                       + (f", the best {p['paper_refine']} kernels on all 120" if p.get("paper_refine") else ""))
+                       + (f", the best {p['paper_refine']} GNTKs on all 120" if p.get("paper_refine") else ""))
         for what, key, full in (("paper", "paper_forms", ["cos", "raw"]), ("nested", "nested_forms", ["cos", "raw"])):
             if sorted(p[key]) != full:
                 dev.append(f"{what}: {'+'.join(p[key])} Gram only (no {'+'.join(sorted(set(full) - set(p[key])))})")
