@@ -23,6 +23,8 @@ IMDB-B, IMDB-M, COLLAB, as GIN and GNTK do):
   JK variants and NTK and NNGP together (``gram(..., get=('ntk', 'nngp'), all_depths=True)``).
 * WL subtree (:func:`graph_ntk.kernels.wl_kernel.wl_subtree_gram`, equal to GraKeL's),
   ``h`` in 1..6: the range Xu et al. (2019) tuned, whose WL numbers Du et al. reprint.
+* With ``--attributes`` (moonshot only): PROTEINS' continuous node attribute (TU files) as a
+  feature beside the tag (:func:`attribute_dataset`), GNTK and GNNGP for the nested grid.
 * Sums (moonshot only): ``cos(NTK L R scaling JK) + cos(WL h)`` for every JK architecture
   of the grid, i.e. the GNTK with an explicit subtree-count term, with ``h = min(L, 6)`` (the
   depth-matched subtrees) and ``h = 6`` (the deepest).
@@ -104,6 +106,8 @@ DATASETS = {
 MLP_LAYERS = (1, 2, 3)
 SCALINGS = ("sum", "mean")  # uniform, degree
 WL_H = (1, 2, 3, 4, 5, 6)
+# Datasets whose TU files hold a continuous node attribute (GIN name -> TU name), for --attributes.
+ATTRIBUTES = {"PROTEINS": "PROTEINS"}
 PAPER_C = np.logspace(-2, 4, 120)
 FAMILIES = ("GNTK", "GNNGP", "WL", "graph_ntk best")
 
@@ -164,6 +168,55 @@ def compute_grams(name: str, ds, depths, mlp_layers, scalings, cache: ScoreCache
     return grams
 
 
+def attribute_dataset(ds, tu_root: Path, tu_name: str):
+    """``ds`` (GIN format) with each node's continuous TU attribute as a feature beside its tag:
+    ``x_u = clip(a_u, p_1, p_99) / std`` over the dataset's nodes (PROTEINS' attribute has
+    outliers at -538 and 798 against a median of 6), so the input kernel is
+    ``[tag_u = tag_v] + x_u x_v``. The TU file must hold the same graphs in the same order."""
+    import dataclasses
+
+    from graph_ntk.data import GraphDataset
+    from graph_ntk.datasets import load_tu
+
+    tu = load_tu(tu_root, tu_name)
+    same = len(tu) == len(ds) and all(a.num_nodes == b.num_nodes and np.array_equal(a.node_labels, b.node_labels)
+                                      for a, b in zip(tu.graphs, ds.graphs))
+    if not same:
+        raise ValueError(f"TU {tu_name} does not list the GIN file's graphs in the same order: cannot attach its "
+                         "node attributes")
+    a = np.concatenate([g.x[:, 0] for g in tu.graphs])
+    lo, hi = np.percentile(a, [1, 99])
+    scale = float(np.sqrt(np.mean(np.clip(a, lo, hi) ** 2)))
+    graphs = [dataclasses.replace(g, x=np.clip(t.x, lo, hi) / scale) for g, t in zip(ds.graphs, tu.graphs)]
+    return GraphDataset(ds.name, graphs, ds.y, ds.folds, ds.num_tags, dict(ds.meta))
+
+
+def compute_attribute_grams(name: str, ds, depths, mlp_layers, scalings, cache: ScoreCache,
+                            timings: dict) -> dict[str, np.ndarray]:
+    """GNTK / GNNGP Grams (every depth, JK on/off) with the node attribute (moonshot only):
+    ``'<kind> L<d> R<R> <scaling> attr[ JK]'``."""
+    from graph_ntk.engine import GNTK, gram
+
+    grams: dict[str, np.ndarray] = {}
+    n, L = len(ds), max(depths)
+    for R in mlp_layers:
+        for sc in scalings:
+            want = {f"{kind} L{d} R{R} {sc} attr{' JK' if jk else ''}": (kind, d, jk)
+                    for kind in ("ntk", "nngp") for d in depths for jk in (True, False)}
+            desc = {n_: {"dataset": name, "gram": n_, "L": L, "attribute": "clip p1-p99 / rms", "v": 1} for n_ in want}
+            got = {n_: cache.get(desc[n_], (n, n)) for n_ in want}
+            if any(v is None for v in got.values()):
+                t = time.perf_counter()
+                out = gram(GNTK(L, R, sc), ds, get=("ntk", "nngp"), all_depths=True, progress=False)
+                timings[f"gntk L{L} R{R} {sc} attr"] = time.perf_counter() - t
+                _log(f"{name}: GNTK/GNNGP L{L} R{R} {sc} with the attribute in {timings[f'gntk L{L} R{R} {sc} attr']:.1f} s")
+                for n_, (kind, d, jk) in want.items():
+                    got[n_] = np.asarray(out[(d, jk)][0 if kind == "ntk" else 1], dtype=np.float64)
+                    cache.put(desc[n_], got[n_])
+            grams.update(got)
+    return grams
+
+
 def forms(grams: dict[str, np.ndarray], which, sums: bool) -> dict[str, Callable[[], np.ndarray]]:
     """Candidate Gram forms ``'<kernel>|raw'`` / ``'<kernel>|cos'`` (and the sums), each as a
     function building the float64 matrix on demand: all forms of NCI1's grid at once would
@@ -211,7 +264,7 @@ def in_grid(candidate: str, mlp_layers, scalings) -> bool:
 def family_of(candidate: str) -> list[str]:
     base = candidate.split("|")[0]
     fams = ["graph_ntk best"]
-    if "+" in base:
+    if "+" in base or " attr" in base:  # sums and the node attribute: moonshot search space only
         return fams
     return fams + [{"ntk": "GNTK", "nngp": "GNNGP", "wl": "WL"}[base.split()[0]]]
 
@@ -296,6 +349,10 @@ def run_dataset(name: str, args) -> dict:
     grams = compute_grams(name, ds, depths, args.mlp_layers, args.scalings, cache,
                           "float32" if name in ("COLLAB", "NCI1") else "float64", timings,
                           None if args.memory_limit is None else int(args.memory_limit * 2**30))
+    if args.attributes and name in ATTRIBUTES:
+        attr = attribute_dataset(ds, args.data / "tu", ATTRIBUTES[name])
+        grams.update(compute_attribute_grams(name, attr, depths, args.nested_mlp_layers or args.mlp_layers,
+                                             args.nested_scalings or args.scalings, cache, timings))
     digests = {k: gram_digest(K) for k, K in grams.items()}
     t_grams = time.perf_counter() - t0
     if args.grams_only:
@@ -318,7 +375,7 @@ def run_dataset(name: str, args) -> dict:
         return k, paper_scores(make, y, ds.folds, c_grid, cache, desc)
 
     paper_cands = [(k, f) for k, f in forms(grams, args.paper_forms, False).items()
-                   if k.split()[0] in args.paper_kernels]
+                   if k.split()[0] in args.paper_kernels and " attr" not in k]  # the reference grid only
     paper_acc = dict(pool.map(partial(paper_run, c_grid=c_paper), paper_cands))
     paper = {k: _paper_best(acc, c_paper) for k, acc in paper_acc.items()}
     result["paper_search"] = paper_search(paper_acc, args.paper_c_step)
@@ -374,7 +431,7 @@ def run_dataset(name: str, args) -> dict:
     # Depth profile (plot): nested CV within each depth's GNTK candidates, and WL per h.
     by_depth = {}
     for d in depths:
-        members = {k: s for k, s in scores.items() if k.startswith(f"ntk L{d} ") and "+" not in k}
+        members = {k: s for k, s in scores.items() if k.startswith(f"ntk L{d} ") and "+" not in k and " attr" not in k}
         by_depth[d] = nested_select(members, c_nested).mean
     result["nested_by_depth"] = by_depth
     result["nested_wl_by_h"] = {h: nested_select({k: s for k, s in scores.items() if k.split("|")[0] == f"wl h{h}"},
@@ -389,7 +446,7 @@ def run_dataset(name: str, args) -> dict:
                             "paper_c": len(c_paper), "paper_refine": len(refined), "paper_forms": list(args.paper_forms), "sums": args.sums,
                             "paper_kernels": list(args.paper_kernels), "full_depths": list(DATASETS[name][2]),
                             "candidates": len(cands), "nested_mlp_layers": list(nested_R),
-                            "nested_scalings": list(nested_sc)})
+                            "nested_scalings": list(nested_sc), "attributes": bool(args.attributes and name in ATTRIBUTES)})
     _log(f"{name}: nested over {len(cands)} candidates in {result['nested_wall_s']} s: "
          + ", ".join(f"{f} {100 * v['mean']:.1f}" for f, v in nested.items()))
     return result
@@ -420,6 +477,9 @@ def main(argv=None) -> None:
                    help="R values whose candidates enter the nested CV (default: all of --mlp-layers)")
     p.add_argument("--nested-scalings", nargs="+", choices=SCALINGS,
                    help="scalings whose candidates enter the nested CV (default: all of --scalings)")
+    p.add_argument("--attributes", action="store_true",
+                   help="moonshot: add GNTK/GNNGP Grams with PROTEINS' continuous node attribute (TU files "
+                        "under --data/tu), for the nested grid's R and scalings")
     p.add_argument("--no-sums", dest="sums", action="store_false", help="leave the NTK+WL sums out")
     p.add_argument("--quick", action="store_true", help="smoke test: MUTAG, R=1, 2x10 splits, 3-fold inner, few C")
     p.add_argument("--paper-kernels", nargs="+", default=["ntk", "nngp", "wl"], choices=["ntk", "nngp", "wl"],
