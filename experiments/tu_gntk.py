@@ -170,9 +170,9 @@ def compute_grams(name: str, ds, depths, mlp_layers, scalings, cache: ScoreCache
 
 def attribute_dataset(ds, tu_root: Path, tu_name: str):
     """``ds`` (GIN format) with each node's continuous TU attribute as a feature beside its tag:
-    ``x_u = clip(a_u, p_1, p_99) / std`` over the dataset's nodes (PROTEINS' attribute has
-    outliers at -538 and 798 against a median of 6), so the input kernel is
-    ``[tag_u = tag_v] + x_u x_v``. The TU file must hold the same graphs in the same order."""
+    ``x_u = clip(a_u, p_1, p_99) / rms`` over the dataset's nodes (PROTEINS' attribute has
+    outliers at -538 and 798 against a median of 6), so the input kernel
+    ``[tag_u = tag_v] + x_u x_v`` weighs tag and attribute alike (``mean x_u^2 = 1``). The TU file must hold the same graphs in the same order."""
     import dataclasses
 
     from graph_ntk.data import GraphDataset
