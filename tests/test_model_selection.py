@@ -190,3 +190,42 @@ def test_experiment_paper_search_grows_with_the_search():
     assert full[15] <= full[30]
     for r in rows:  # every part is no better than the whole grid at the same C grid
         assert r["mean"] <= full[r["C"]] and r["kernels"] == (16 if r["grid"] == "all" else 4)
+
+
+def _write_tu(folder: Path, name: str, graphs, attrs) -> None:
+    """A tiny TU-format dataset: ``graphs`` as (edges, labels) per graph, ``attrs`` one value per node."""
+    folder.mkdir(parents=True)
+    arcs, ind, labels, offset = [], [], [], 0
+    for g, (edges, lab) in enumerate(graphs):
+        for u, v in edges:
+            arcs += [(u + offset + 1, v + offset + 1), (v + offset + 1, u + offset + 1)]
+        ind += [g + 1] * len(lab)
+        labels += list(lab)
+        offset += len(lab)
+    (folder / f"{name}_A.txt").write_text("".join(f"{a}, {b}\n" for a, b in arcs))
+    (folder / f"{name}_graph_indicator.txt").write_text("".join(f"{i}\n" for i in ind))
+    (folder / f"{name}_graph_labels.txt").write_text("".join(f"{g % 2}\n" for g in range(len(graphs))))
+    (folder / f"{name}_node_labels.txt").write_text("".join(f"{t}\n" for t in labels))
+    (folder / f"{name}_node_attributes.txt").write_text("".join(f"{a}\n" for a in attrs))
+
+
+def test_experiment_attribute_dataset(tmp_path):
+    from graph_ntk.data import Graph, GraphDataset
+
+    exp = _experiment()
+    graphs = [([(0, 1), (1, 2)], [0, 1, 0]), ([(0, 1)], [1, 1])]
+    attrs = [1.0, 2.0, 3.0, 4.0, 1000.0]  # the last one an outlier, clipped to the 99th percentile
+    _write_tu(tmp_path / "toy", "toy", graphs, attrs)
+    gin = GraphDataset("toy", [Graph(len(lab), np.array(e).T, node_labels=np.array(lab)) for e, lab in graphs],
+                       np.array([0, 1]), num_tags=2)
+    got = exp.attribute_dataset(gin, tmp_path, "toy")
+    x = np.concatenate([g.x[:, 0] for g in got.graphs])
+    a = np.clip(attrs, *np.percentile(attrs, [1, 99]))
+    np.testing.assert_allclose(x, a / np.sqrt(np.mean(a ** 2)))
+    np.testing.assert_allclose(np.mean(x ** 2), 1.0)
+    assert [g.node_labels.tolist() for g in got.graphs] == [[0, 1, 0], [1, 1]]
+    # A GIN file whose graphs differ from the TU file's is refused, not silently misaligned.
+    swapped = GraphDataset("toy", gin.graphs[::-1], gin.y, num_tags=2)
+    with pytest.raises(ValueError, match="same order"):
+        exp.attribute_dataset(swapped, tmp_path, "toy")
+    assert exp.family_of("ntk L3 R1 sum attr JK|cos") == ["graph_ntk best"]
