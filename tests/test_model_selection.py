@@ -229,3 +229,20 @@ def test_experiment_attribute_dataset(tmp_path):
     with pytest.raises(ValueError, match="same order"):
         exp.attribute_dataset(swapped, tmp_path, "toy")
     assert exp.family_of("ntk L3 R1 sum attr JK|cos") == ["graph_ntk best"]
+
+
+def test_experiment_reference_self_loops():
+    """The reference's A + A^T + I counts a self-loop twice: a looped node aggregates itself
+    with weight 3. For one looped node, one block and no JK the NTK is then 3^2 times that of
+    the bare node (every term of the ReLU recursion is homogeneous in the input covariance)."""
+    from graph_ntk.data import Graph, GraphDataset
+    from graph_ntk.engine import GNTK, gram
+
+    exp = _experiment()
+    looped = Graph(1, np.array([[0], [0]]), node_labels=np.array([0]))
+    bare = Graph(1, np.zeros((2, 0), dtype=int), node_labels=np.array([0]))
+    ds = exp.reference_self_loops(GraphDataset("t", [looped, bare], np.array([0, 1]), num_tags=1))
+    assert ds.graphs[0].edge_weight.tolist() == [2.0] and ds.graphs[1].edge_weight is None
+    K = gram(GNTK(1, 1, "sum", jumping_knowledge=False), ds, progress=False)
+    np.testing.assert_allclose(K[0, 0] / K[1, 1], 9.0, rtol=1e-12)
+    np.testing.assert_allclose(K[0, 1] / K[1, 1], 3.0, rtol=1e-12)
