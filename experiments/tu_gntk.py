@@ -60,7 +60,8 @@ Shrinking flags, in order of effect: ``--repeats``, ``--nested-c``, ``--inner``,
 ``--mlp-layers`` / ``--scalings`` / ``--depths``, ``--datasets``. With ``--paper-c-step``,
 the ``--paper-refine`` (4) best GNTK kernels are rerun on all 120 C, so the table's GNTK
 number is that of the full C grid for the kernels that matter. ``--jobs`` SVMs are fitted at
-once (threads; default one per core). ``--quick`` is a one-minute smoke test. Every reduction used is listed per dataset in ``tu_gntk.md``.
+once (threads; default one per core). ``--quick`` is a one-minute smoke test. Every reduction
+used is listed per dataset in ``tu_gntk.md``.
 
 Examples::
 
@@ -202,7 +203,8 @@ def attribute_dataset(ds, tu_root: Path, tu_name: str):
     """``ds`` (GIN format) with each node's continuous TU attribute as a feature beside its tag:
     ``x_u = clip(a_u, p_1, p_99) / rms`` over the dataset's nodes (PROTEINS' attribute has
     outliers at -538 and 798 against a median of 6), so the input kernel
-    ``[tag_u = tag_v] + x_u x_v`` weighs tag and attribute alike (``mean x_u^2 = 1``). The TU file must hold the same graphs in the same order."""
+    ``[tag_u = tag_v] + x_u x_v`` weighs tag and attribute alike (``mean x_u^2 = 1``).
+    The TU file must hold the same graphs in the same order (checked)."""
     import dataclasses
 
     from graph_ntk.data import GraphDataset
