@@ -118,47 +118,50 @@ def _log(msg: str) -> None:
 
 
 # --------------------------------------------------------------------------- Grams
-def gntk_name(kind: str, depth: int, R: int, scaling: str, jk: bool) -> str:
-    return f"{kind} L{depth} R{R} {scaling}{' JK' if jk else ''}"
+def gntk_pass(name: str, ds, depths, R: int, sc: str, cache: ScoreCache, key: dict, timings: dict, *,
+              tag: str = "", dtype: str = "float64", memory_limit: int | None = None) -> dict[str, np.ndarray]:
+    """The GNTK and GNNGP Grams of every depth, JK on and off, of one (R, scaling) from one
+    engine pass (cached; ``key`` completes the cache description): ``'<kind> L<d> R<R> <sc><tag>[ JK]'``."""
+    from graph_ntk.engine import GNTK, gram
+
+    n, L = len(ds), max(depths)
+    want = {f"{kind} L{d} R{R} {sc}{tag}{' JK' if jk else ''}": (kind, d, jk)
+            for kind in ("ntk", "nngp") for d in depths for jk in (True, False)}
+    desc = {n_: {"dataset": name, "gram": n_, "L": L, **key, "v": 1} for n_ in want}
+    got = {n_: cache.get(desc[n_], (n, n)) for n_ in want}
+    if any(v is None for v in got.values()):
+        t = time.perf_counter()
+        out = gram(GNTK(L, R, sc), ds, get=("ntk", "nngp"), all_depths=True, dtype=dtype, progress=False,
+                   memory_limit=memory_limit)
+        seconds = timings[f"gntk L{L} R{R} {sc}{tag}"] = time.perf_counter() - t
+        _log(f"{name}: GNTK/GNNGP L{L} R{R} {sc}{tag} Gram (all depths) in {seconds:.1f} s")
+        for n_, (kind, d, jk) in want.items():
+            got[n_] = np.asarray(out[(d, jk)][0 if kind == "ntk" else 1], dtype=np.float64)
+            cache.put(desc[n_], got[n_])
+    # A float32 Gram is held as float32 (exact: the cache's float64 copy was made from it),
+    # so that NCI1's 72 Grams fit in memory; forms() widens one at a time.
+    return {n_: K.astype(dtype, copy=False) for n_, K in got.items()}
 
 
 def compute_grams(name: str, ds, depths, mlp_layers, scalings, cache: ScoreCache, dtype: str,
                   timings: dict, memory_limit: int | None = None) -> dict[str, np.ndarray]:
     """All GNTK / GNNGP / WL Grams of the grid for one dataset (cached as float64; computed in float32 for
     COLLAB and NCI1, whose deep item kernels would not fit or finish otherwise)."""
-    from graph_ntk.engine import GNTK, gram
     from graph_ntk.kernels.wl_kernel import wl_subtree_gram
 
     n = len(ds)
     grams: dict[str, np.ndarray] = {}
-    L = max(depths)
-    loops = any(g.edge_weight is not None for g in ds.graphs)
+    key = {"dtype": dtype}
+    if any(g.edge_weight is not None for g in ds.graphs):
+        key["self_loop_weight"] = 2  # the reference's self-loop convention (older Grams counted a loop once)
     # Gram times of earlier runs are kept with the cache, so a resumed run still reports them.
     tfile = cache.folder / "gram_timings.json"
     timings.update(json.loads(tfile.read_text()) if tfile.exists() else {})
     for R in mlp_layers:
         for sc in scalings:
-            want = {gntk_name(kind, d, R, sc, jk): (kind, d, jk)
-                    for kind in ("ntk", "nngp") for d in depths for jk in (True, False)}
-            desc = {n_: {"dataset": name, "gram": n_, "L": L, "dtype": dtype, "v": 1} for n_ in want}
-            if loops:  # Grams of the reference's self-loop convention (older ones counted a loop once)
-                desc = {n_: {**d_, "self_loop_weight": 2} for n_, d_ in desc.items()}
-            got = {n_: cache.get(desc[n_], (n, n)) for n_ in want}
-            if any(v is None for v in got.values()):
-                t = time.perf_counter()
-                out = gram(GNTK(L, R, sc), ds, get=("ntk", "nngp"), all_depths=True, dtype=dtype, progress=False,
-                           memory_limit=memory_limit)
-                seconds = time.perf_counter() - t
-                timings[f"gntk L{L} R{R} {sc}"] = seconds
-                _log(f"{name}: GNTK/GNNGP L{L} R{R} {sc} Gram (all depths) in {seconds:.1f} s")
-                tfile.write_text(json.dumps(timings, indent=1))
-                for n_, (kind, d, jk) in want.items():
-                    K = np.asarray(out[(d, jk)][0 if kind == "ntk" else 1], dtype=np.float64)
-                    cache.put(desc[n_], K)
-                    got[n_] = K
-            # A float32 Gram is held as float32 (exact: the cache's float64 copy was made from it),
-            # so that NCI1's 72 Grams fit in memory; forms() widens one at a time.
-            grams.update({n_: K.astype(dtype, copy=False) for n_, K in got.items()})
+            grams.update(gntk_pass(name, ds, depths, R, sc, cache, key, timings, dtype=dtype,
+                                   memory_limit=memory_limit))
+            tfile.write_text(json.dumps(timings, indent=1))
     for h in WL_H:
         desc = {"dataset": name, "gram": f"wl h{h}", "v": 1}
         K = cache.get(desc, (n, n))
@@ -221,32 +224,6 @@ def attribute_dataset(ds, tu_root: Path, tu_name: str):
     scale = float(np.sqrt(np.mean(np.clip(a, lo, hi) ** 2)))
     graphs = [dataclasses.replace(g, x=np.clip(t.x, lo, hi) / scale) for g, t in zip(ds.graphs, tu.graphs)]
     return GraphDataset(ds.name, graphs, ds.y, ds.folds, ds.num_tags, dict(ds.meta))
-
-
-def compute_attribute_grams(name: str, ds, depths, mlp_layers, scalings, cache: ScoreCache,
-                            timings: dict) -> dict[str, np.ndarray]:
-    """GNTK / GNNGP Grams (every depth, JK on/off) with the node attribute (moonshot only):
-    ``'<kind> L<d> R<R> <scaling> attr[ JK]'``."""
-    from graph_ntk.engine import GNTK, gram
-
-    grams: dict[str, np.ndarray] = {}
-    n, L = len(ds), max(depths)
-    for R in mlp_layers:
-        for sc in scalings:
-            want = {f"{kind} L{d} R{R} {sc} attr{' JK' if jk else ''}": (kind, d, jk)
-                    for kind in ("ntk", "nngp") for d in depths for jk in (True, False)}
-            desc = {n_: {"dataset": name, "gram": n_, "L": L, "attribute": "clip p1-p99 / rms", "v": 1} for n_ in want}
-            got = {n_: cache.get(desc[n_], (n, n)) for n_ in want}
-            if any(v is None for v in got.values()):
-                t = time.perf_counter()
-                out = gram(GNTK(L, R, sc), ds, get=("ntk", "nngp"), all_depths=True, progress=False)
-                timings[f"gntk L{L} R{R} {sc} attr"] = time.perf_counter() - t
-                _log(f"{name}: GNTK/GNNGP L{L} R{R} {sc} with the attribute in {timings[f'gntk L{L} R{R} {sc} attr']:.1f} s")
-                for n_, (kind, d, jk) in want.items():
-                    got[n_] = np.asarray(out[(d, jk)][0 if kind == "ntk" else 1], dtype=np.float64)
-                    cache.put(desc[n_], got[n_])
-            grams.update(got)
-    return grams
 
 
 def forms(grams: dict[str, np.ndarray], which, sums: bool) -> dict[str, Callable[[], np.ndarray]]:
@@ -399,8 +376,10 @@ def run_dataset(name: str, args) -> dict:
                           None if args.memory_limit is None else int(args.memory_limit * 2**30))
     if args.attributes and name in ATTRIBUTES:
         attr = attribute_dataset(ds, args.data / "tu", ATTRIBUTES[name])
-        grams.update(compute_attribute_grams(name, attr, depths, args.nested_mlp_layers or args.mlp_layers,
-                                             args.nested_scalings or args.scalings, cache, timings))
+        for R in args.nested_mlp_layers or args.mlp_layers:  # moonshot only: the nested grid
+            for sc in args.nested_scalings or args.scalings:
+                grams.update(gntk_pass(name, attr, depths, R, sc, cache, {"attribute": "clip p1-p99 / rms"}, timings,
+                                       tag=" attr"))
     digests = {k: gram_digest(K) for k, K in grams.items()}
     t_grams = time.perf_counter() - t0
     if args.grams_only:
@@ -435,8 +414,9 @@ def run_dataset(name: str, args) -> dict:
         top = sorted((k for k in paper if k.startswith("ntk")), key=lambda k: -paper[k]["mean"])[:args.paper_refine]
         make = dict(paper_cands)
         for k, acc in pool.map(partial(paper_run, c_grid=PAPER_C), [(k, make[k]) for k in top]):
-            refined.append({"kernel": k, "coarse": paper[k], **_paper_best(acc, PAPER_C)})
-            paper[k] = _paper_best(acc, PAPER_C)
+            full = _paper_best(acc, PAPER_C)
+            refined.append({"kernel": k, "coarse": paper[k], **full})
+            paper[k] = full
     result["paper"], result["paper_refined"] = paper, refined
     result["paper_wall_s"] = round(time.perf_counter() - t, 1)
     _log(f"{name}: paper protocol over {len(paper)} kernels in {result['paper_wall_s']} s")
