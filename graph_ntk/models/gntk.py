@@ -49,6 +49,7 @@ def gntk(
     input_dim: int,
     width: int = 512,
     implementation: Literal["DENSE", "SPARSE"] = "DENSE",
+    edge_types: int | None = None,
 ):
     r"""The GNTK / GNNGP network of Du et al. (2019) as an NT ``stax`` triple.
 
@@ -63,6 +64,14 @@ def gntk(
             used by the paper (NT's ``Dense`` otherwise divides it by d).
         width: hidden width of the finite network (the kernel does not depend on it).
         implementation: ``Aggregate`` implementation, ``'DENSE'`` or ``'SPARSE'``.
+        edge_types: ``T`` for the relational GNTK over discrete edge labels
+            (``Graph.edge_type`` in ``0..T-1``, e.g. MUTAG's bond types): every block
+            aggregates each type separately, R-GCN style, :math:`\sum_t W_t C_t^\top h`
+            (self loops in every type). The weight that feeds a block then acts after the
+            aggregation instead of before it (both are linear, so for ``T = 1`` the kernel is
+            exactly the GNTK's), with variance :math:`T\sigma^2` so that
+            :math:`K' = \sigma^2 \sum_t C_t^\top K C_t`: the cross-type terms
+            :math:`C_s^\top K C_t` (:math:`s \ne t`) of the plain GNTK are dropped.
 
     Returns:
         A :class:`graph_ntk.nn.Network`: ``(init_fn, apply_fn, kernel_fn)`` with
@@ -81,7 +90,7 @@ def gntk(
         raise ValueError(f"num_blocks must be >= 1, got {num_blocks}")
     return gntk_from_plan(["block"] * num_blocks, num_mlp_layers=num_mlp_layers, aggregation=aggregation,
                           jumping_knowledge=jumping_knowledge, readout=readout, input_dim=input_dim,
-                          width=width, implementation=implementation)
+                          width=width, implementation=implementation, edge_types=edge_types)
 
 
 def gntk_from_plan(
@@ -95,6 +104,7 @@ def gntk_from_plan(
     width: int,
     implementation: Literal["DENSE", "SPARSE"] = "DENSE",
     coarsen: Callable | None = None,
+    edge_types: int | None = None,
 ):
     """The GNTK network for a sequence of steps: ``'block'`` (aggregate + MLP, read out with
     jumping knowledge) or ``'coarsen'`` (``coarsen(rest)`` wraps the rest of the network,
@@ -111,6 +121,10 @@ def gntk_from_plan(
         raise ValueError(f"input_dim must be the node-feature dimension (>= 1), got {input_dim}")
     if plan[-1] != "block" or ("coarsen" in plan and coarsen is None):
         raise ValueError("plan must end with a 'block', and 'coarsen' steps need coarsen=")
+    if edge_types is not None and (isinstance(edge_types, bool) or not isinstance(edge_types, int) or edge_types < 1):
+        raise ValueError(f"edge_types must be the number of edge labels (an integer >= 1) or None, got {edge_types!r}")
+    if edge_types is not None and "coarsen" in plan:
+        raise ValueError("edge_types cannot be combined with coarsening: coarsened graphs have no edge labels")
     pool = nn.GlobalSumPool() if readout == "sum" else nn.GlobalMeanPool()
     relu_dense = [nn.Relu(), nn.Dense(width, W_std=math.sqrt(2.0))]
     # Each block ends with a ReLU; the Dense(sqrt 2) that completes its last MLP layer is
@@ -118,29 +132,47 @@ def gntk_from_plan(
     # JK branches are independent Gaussian processes, so NT's FanInSum (which adds kernels
     # and ignores cross-covariances) is exact for the finite network too, and both branches
     # see the reference's (K_l, Theta_l).
-    body = [nn.Aggregate(aggregation, add_self_loops=True, implementation=implementation)]
-    body += relu_dense * (num_mlp_layers - 1) + [nn.Relu()]
+    mlp = relu_dense * (num_mlp_layers - 1) + [nn.Relu()]
     out_dense = lambda: nn.Dense(width, W_std=math.sqrt(2.0))  # noqa: E731
     in_dense = lambda: nn.Dense(width, W_std=math.sqrt(input_dim))  # noqa: E731
+
+    if edge_types is None:
+        def body(w_std: float) -> list:  # fed by a Dense(w_std) in front (feed below)
+            return [nn.Aggregate(aggregation, add_self_loops=True, implementation=implementation), *mlp]
+
+        def feed(dense: Callable) -> list:
+            return [dense()]
+    else:
+        # The per-type aggregations are concatenated along channels, so a Dense must follow
+        # them (NT refuses a ReLU there); it takes the place of the Dense that feeds a plain
+        # block, with T times the variance, because the concatenation averages over types.
+        def body(w_std: float) -> list:
+            return [nn.Aggregate(aggregation, add_self_loops=True, implementation=implementation,
+                                 edge_types=edge_types),
+                    nn.Dense(width, W_std=w_std * math.sqrt(edge_types)), *mlp]
+
+        def feed(dense: Callable) -> list:
+            return []
 
     # Built from the last step backwards: with JK each block forks into "read out here" and
     # "continue", and the pooled readouts of all blocks are summed. (NT warns at kernel
     # time that FanInSum assumes independent branches; ours are, see above.)
     rest = None
-    for step in reversed(plan):
+    for i, step in reversed(list(enumerate(plan))):
+        w_std = math.sqrt(input_dim) if i == 0 else math.sqrt(2.0)  # the first block is fed by the input
         if step == "coarsen":
             rest = coarsen(rest)
         elif rest is None:
-            rest = nn.serial(*body, out_dense(), pool)
+            rest = nn.serial(*body(w_std), out_dense(), pool)
         elif jumping_knowledge:
-            rest = nn.serial(*body, nn.FanOut(2),
-                               nn.parallel(nn.serial(out_dense(), pool), nn.serial(out_dense(), rest)),
+            rest = nn.serial(*body(w_std), nn.FanOut(2),
+                               nn.parallel(nn.serial(out_dense(), pool), nn.serial(*feed(out_dense), rest)),
                                nn.FanInSum())
         else:
-            rest = nn.serial(*body, out_dense(), rest)
+            rest = nn.serial(*body(w_std), *feed(out_dense), rest)
     if not jumping_knowledge:
-        return nn.serial(in_dense(), rest, nn.Scale(math.sqrt(2.0)))
-    return nn.serial(nn.FanOut(2), nn.parallel(nn.serial(in_dense(), pool), nn.serial(in_dense(), rest)),
+        return nn.serial(*feed(in_dense), rest, nn.Scale(math.sqrt(2.0)))
+    return nn.serial(nn.FanOut(2), nn.parallel(nn.serial(in_dense(), pool), nn.serial(*feed(in_dense), rest)),
                        nn.FanInSum(), nn.Scale(math.sqrt(2.0)))
 
 
