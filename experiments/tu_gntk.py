@@ -25,6 +25,9 @@ IMDB-B, IMDB-M, COLLAB, as GIN and GNTK do):
   ``h`` in 1..6: the range Xu et al. (2019) tuned, whose WL numbers Du et al. reprint.
 * With ``--attributes`` (moonshot only): PROTEINS' continuous node attribute (TU files) as a
   feature beside the tag (:func:`attribute_dataset`), GNTK and GNNGP for the nested grid.
+* With ``--edge-labels`` (moonshot only): the relational GNTK and GNNGP over MUTAG's and PTC's
+  bond types (``gntk(..., edge_types=T)`` on the TU graphs, matched exactly to the GIN graphs
+  by :func:`tu_inputs.edge_label_dataset`; PTC's without GIN's explicit hydrogens).
 * Sums (moonshot only): ``cos(NTK L R scaling JK) + cos(WL h)`` for every JK architecture
   of the grid, i.e. the GNTK with an explicit subtree-count term, with ``h = min(L, 6)`` (the
   depth-matched subtrees) and ``h = 6`` (the deepest).
@@ -93,6 +96,8 @@ from graph_ntk.model_selection import (CandidateScores, ScoreCache, gram_digest,
                                        repeated_splits, svm_candidate_scores)
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from tu_inputs import attribute_dataset, edge_label_dataset, reference_self_loops  # noqa: E402
 
 # name -> (GIN folder, degree_as_tag, grid depths L)
 DATASETS = {
@@ -109,6 +114,10 @@ SCALINGS = ("sum", "mean")  # uniform, degree
 WL_H = (1, 2, 3, 4, 5, 6)
 # Datasets whose TU files hold a continuous node attribute (GIN name -> TU name), for --attributes.
 ATTRIBUTES = {"PROTEINS": "PROTEINS"}
+# Datasets whose TU files hold edge labels (GIN name -> TU name, GIN tag the TU graphs leave out).
+EDGE_LABELS = {"MUTAG": ("MUTAG", None), "PTC": ("PTC_MR", 19)}
+# Name tags of the kernels on those inputs: moonshot search space only (never the paper table).
+MOONSHOT_INPUTS = (" attr", " rel")
 PAPER_C = np.logspace(-2, 4, 120)
 FAMILIES = ("GNTK", "GNNGP", "WL", "graph_ntk best")
 
@@ -143,6 +152,33 @@ def gntk_pass(name: str, ds, depths, R: int, sc: str, cache: ScoreCache, key: di
     return {n_: K.astype(dtype, copy=False) for n_, K in got.items()}
 
 
+def relational_pass(name: str, rel, depths, R: int, sc: str, cache: ScoreCache, timings: dict
+                    ) -> dict[str, np.ndarray]:
+    """The relational GNTK / GNNGP Grams (``gntk(..., edge_types=T)``, per-type aggregation over
+    the bond labels of :func:`edge_label_dataset`) of every depth, JK on and off, of one
+    (R, scaling): ``'<kind> L<d> R<R> <sc> rel[ JK]'`` (cached)."""
+    from graph_ntk import gntk
+    from graph_ntk.engine import gram
+
+    n, T = len(rel), int(rel.meta["num_edge_types"])
+    out = {}
+    for d in depths:
+        for jk in (True, False):
+            names = [f"{kind} L{d} R{R} {sc} rel{' JK' if jk else ''}" for kind in ("ntk", "nngp")]
+            desc = [{"dataset": name, "gram": k, "edge_types": T, "v": 1} for k in names]
+            got = [cache.get(x, (n, n)) for x in desc]
+            if any(K is None for K in got):
+                t = time.perf_counter()
+                got = gram(gntk(d, R, sc, jk, input_dim=rel.num_tags, edge_types=T), rel, get=("ntk", "nngp"),
+                           progress=False)
+                timings[f"gntk L{d} R{R} {sc} rel{' JK' if jk else ''}"] = time.perf_counter() - t
+                for x, K in zip(desc, got):
+                    cache.put(x, np.asarray(K, dtype=np.float64))
+            out.update(zip(names, got))
+    _log(f"{name}: relational GNTK/GNNGP R{R} {sc} Grams ready")
+    return out
+
+
 def compute_grams(name: str, ds, depths, mlp_layers, scalings, cache: ScoreCache, dtype: str,
                   timings: dict, memory_limit: int | None = None) -> dict[str, np.ndarray]:
     """All GNTK / GNNGP / WL Grams of the grid for one dataset (cached as float64; computed in float32 for
@@ -173,57 +209,6 @@ def compute_grams(name: str, ds, depths, mlp_layers, scalings, cache: ScoreCache
             cache.put(desc, K)
         grams[f"wl h{h}"] = K
     return grams
-
-
-def reference_self_loops(ds):
-    """``ds`` with every self-loop arc weighted 2, as the GNTK reference code counts it: its
-    adjacency is ``A + A^T + I`` with the loop ``(v, v)`` on A's diagonal, so a looped node
-    aggregates itself with weight 3 (``experiments/reference_check.py`` shows the Grams then
-    agree to 5e-9 on COLLAB, against 3e-3 with weight 1). Graphs without loops are unchanged
-    (of the seven datasets only COLLAB has any: 2,837 loops in 1,902 graphs). Degree tags
-    already count a loop twice (networkx's degree, as the reference does).
-
-    >>> from graph_ntk.data import Graph, GraphDataset
-    >>> g = Graph(2, np.array([[0, 0, 1], [0, 1, 0]]), node_labels=np.array([0, 0]))
-    >>> reference_self_loops(GraphDataset("t", [g], np.array([0]))).graphs[0].edge_weight.tolist()
-    [2.0, 1.0, 1.0]
-    """
-    import dataclasses
-
-    graphs = []
-    for g in ds.graphs:
-        loop = g.edge_index[0] == g.edge_index[1]
-        if loop.any():
-            if g.edge_weight is not None:
-                raise ValueError(f"{ds.name}: graphs with edge weights and self-loops: the reference convention is "
-                                 "defined for unweighted graphs")
-            g = dataclasses.replace(g, edge_weight=np.where(loop, 2.0, 1.0))
-        graphs.append(g)
-    return dataclasses.replace(ds, graphs=graphs)
-
-
-def attribute_dataset(ds, tu_root: Path, tu_name: str):
-    """``ds`` (GIN format) with each node's continuous TU attribute as a feature beside its tag:
-    ``x_u = clip(a_u, p_1, p_99) / rms`` over the dataset's nodes (PROTEINS' attribute has
-    outliers at -538 and 798 against a median of 6), so the input kernel
-    ``[tag_u = tag_v] + x_u x_v`` weighs tag and attribute alike (``mean x_u^2 = 1``).
-    The TU file must hold the same graphs in the same order (checked)."""
-    import dataclasses
-
-    from graph_ntk.data import GraphDataset
-    from graph_ntk.datasets import load_tu
-
-    tu = load_tu(tu_root, tu_name)
-    same = len(tu) == len(ds) and all(a.num_nodes == b.num_nodes and np.array_equal(a.node_labels, b.node_labels)
-                                      for a, b in zip(tu.graphs, ds.graphs))
-    if not same:
-        raise ValueError(f"TU {tu_name} does not list the GIN file's graphs in the same order: cannot attach its "
-                         "node attributes")
-    a = np.concatenate([g.x[:, 0] for g in tu.graphs])
-    lo, hi = np.percentile(a, [1, 99])
-    scale = float(np.sqrt(np.mean(np.clip(a, lo, hi) ** 2)))
-    graphs = [dataclasses.replace(g, x=np.clip(t.x, lo, hi) / scale) for g, t in zip(ds.graphs, tu.graphs)]
-    return GraphDataset(ds.name, graphs, ds.y, ds.folds, ds.num_tags, dict(ds.meta))
 
 
 def forms(grams: dict[str, np.ndarray], which, sums: bool) -> dict[str, Callable[[], np.ndarray]]:
@@ -273,7 +258,7 @@ def in_grid(candidate: str, mlp_layers, scalings) -> bool:
 def family_of(candidate: str) -> list[str]:
     base = candidate.split("|")[0]
     fams = ["graph_ntk best"]
-    if "+" in base or " attr" in base:  # sums and the node attribute: moonshot search space only
+    if "+" in base or any(t in base for t in MOONSHOT_INPUTS):  # moonshot search space only
         return fams
     return fams + [{"ntk": "GNTK", "nngp": "GNNGP", "wl": "WL"}[base.split()[0]]]
 
@@ -380,6 +365,12 @@ def run_dataset(name: str, args) -> dict:
             for sc in args.nested_scalings or args.scalings:
                 grams.update(gntk_pass(name, attr, depths, R, sc, cache, {"attribute": "clip p1-p99 / rms"}, timings,
                                        tag=" attr"))
+    if args.edge_labels and name in EDGE_LABELS:
+        rel, ambiguous = edge_label_dataset(ds, args.data / "tu", *EDGE_LABELS[name])
+        timings["edge-label twins with different labels"] = ambiguous
+        for R in args.nested_mlp_layers or args.mlp_layers:  # moonshot only: the nested grid
+            for sc in args.nested_scalings or args.scalings:
+                grams.update(relational_pass(name, rel, depths, R, sc, cache, timings))
     digests = {k: gram_digest(K) for k, K in grams.items()}
     t_grams = time.perf_counter() - t0
     if args.grams_only:
@@ -402,7 +393,7 @@ def run_dataset(name: str, args) -> dict:
         return k, paper_scores(make, y, ds.folds, c_grid, cache, desc)
 
     paper_cands = [(k, f) for k, f in forms(grams, args.paper_forms, False).items()
-                   if k.split()[0] in args.paper_kernels and " attr" not in k]  # the reference grid only
+                   if k.split()[0] in args.paper_kernels and not any(t in k for t in MOONSHOT_INPUTS)]  # the reference grid only
     paper_acc = dict(pool.map(partial(paper_run, c_grid=c_paper), paper_cands))
     paper = {k: _paper_best(acc, c_paper) for k, acc in paper_acc.items()}
     result["paper_search"] = paper_search(paper_acc, args.paper_c_step)
@@ -460,7 +451,8 @@ def run_dataset(name: str, args) -> dict:
     # Depth profile (plot): nested CV within each depth's GNTK candidates, and WL per h.
     by_depth = {}
     for d in depths:
-        members = {k: s for k, s in scores.items() if k.startswith(f"ntk L{d} ") and "+" not in k and " attr" not in k}
+        members = {k: s for k, s in scores.items() if k.startswith(f"ntk L{d} ") and "+" not in k
+                   and not any(t in k for t in MOONSHOT_INPUTS)}
         by_depth[d] = nested_select(members, c_nested).mean
     result["nested_by_depth"] = by_depth
     result["nested_wl_by_h"] = {h: nested_select({k: s for k, s in scores.items() if k.split("|")[0] == f"wl h{h}"},
@@ -475,7 +467,8 @@ def run_dataset(name: str, args) -> dict:
                             "paper_c": len(c_paper), "paper_refine": len(refined), "paper_forms": list(args.paper_forms), "sums": args.sums,
                             "paper_kernels": list(args.paper_kernels), "full_depths": list(DATASETS[name][2]),
                             "candidates": len(cands), "nested_mlp_layers": list(nested_R),
-                            "nested_scalings": list(nested_sc), "attributes": bool(args.attributes and name in ATTRIBUTES)})
+                            "nested_scalings": list(nested_sc), "attributes": bool(args.attributes and name in ATTRIBUTES),
+                            "edge_labels": bool(args.edge_labels and name in EDGE_LABELS)})
     _log(f"{name}: nested over {len(cands)} candidates in {result['nested_wall_s']} s: "
          + ", ".join(f"{f} {100 * v['mean']:.1f}" for f, v in nested.items()))
     return result
@@ -509,6 +502,9 @@ def main(argv=None) -> None:
     p.add_argument("--attributes", action="store_true",
                    help="moonshot: add GNTK/GNNGP Grams with PROTEINS' continuous node attribute (TU files "
                         "under --data/tu), for the nested grid's R and scalings")
+    p.add_argument("--edge-labels", action="store_true",
+                   help="moonshot: add relational GNTK/GNNGP Grams over MUTAG's and PTC's bond types (TU files "
+                        "under --data/tu, matched to the GIN graphs), for the nested grid's R and scalings")
     p.add_argument("--no-sums", dest="sums", action="store_false", help="leave the NTK+WL sums out")
     p.add_argument("--quick", action="store_true", help="smoke test: MUTAG, R=1, 2x10 splits, 3-fold inner, few C")
     p.add_argument("--paper-kernels", nargs="+", default=["ntk", "nngp", "wl"], choices=["ntk", "nngp", "wl"],
@@ -520,7 +516,6 @@ def main(argv=None) -> None:
     if args.quick:
         args.datasets, args.mlp_layers, args.repeats, args.inner = ["MUTAG"], [1], 2, 3
         args.nested_c, args.paper_c_step, args.nested_forms = 7, 20, ["cos"]
-    sys.path.insert(0, str(HERE))
     import tu_gntk_report as report  # tables and plots, in their own file
 
     args.out.mkdir(parents=True, exist_ok=True)

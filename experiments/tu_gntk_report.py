@@ -122,8 +122,17 @@ def markdown(stored: dict, datasets: dict) -> str:
             v = res.get(d, {}).get("nested", {}).get(f)
             cells.append(f"{_pm(v['mean'], v['std'])} [{100 * v['repeat_std']:.1f}]" if v else "not run")
         L.append(f"| {f} | " + " | ".join(cells) + " |")
+    extra = []
+    for d in names:
+        proto = res.get(d, {}).get("protocol", {})
+        if proto.get("attributes"):
+            extra.append(f"{d}: GNTK/GNNGP with the continuous node attribute beside the tag (`attr`)")
+        if proto.get("edge_labels"):
+            extra.append(f"{d}: the relational GNTK/GNNGP over the bond types (`rel`, `gntk(..., edge_types=T)`; "
+                         "TU graphs matched to the GIN graphs)")
     L += ["", "*graph_ntk best* = one family selected by inner CV over GNTK ∪ GNNGP ∪ WL ∪ the sums "
-          "cos(NTK, JK) + cos(WL h), h = min(L, 6) and 6: the moonshot kernel.", "",
+          "cos(NTK, JK) + cos(WL h), h = min(L, 6) and 6"
+          + (" ∪, for " + "; ".join(extra) + " (and their sums)" if extra else "") + ": the moonshot kernel.", "",
           "### Paired differences (same outer folds)", "",
           "Difference in accuracy points, mean ± std of the repetition means; wins/losses/ties over outer folds; "
           "p: two-sided sign test over folds, and Wilcoxon signed-rank over the repetition means (NaN with < 2 "

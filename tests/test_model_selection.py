@@ -246,3 +246,63 @@ def test_experiment_reference_self_loops():
     K = gram(GNTK(1, 1, "sum", jumping_knowledge=False), ds, progress=False)
     np.testing.assert_allclose(K[0, 0] / K[1, 1], 9.0, rtol=1e-12)
     np.testing.assert_allclose(K[0, 1] / K[1, 1], 3.0, rtol=1e-12)
+
+
+def _write_tu_edge_labels(folder: Path, name: str, graphs) -> None:
+    """A tiny TU dataset with edge labels: ``graphs`` as (edges, bond labels, node labels, class)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    arcs, bonds, ind, labels, classes, offset = [], [], [], [], [], 0
+    for g, (edges, bond, lab, cls) in enumerate(graphs):
+        for (u, v), b in zip(edges, bond):
+            arcs += [(u + offset + 1, v + offset + 1), (v + offset + 1, u + offset + 1)]
+            bonds += [b, b]
+        ind += [g + 1] * len(lab)
+        labels += list(lab)
+        classes.append(cls)
+        offset += len(lab)
+    (folder / f"{name}_A.txt").write_text("".join(f"{a}, {b}\n" for a, b in arcs))
+    (folder / f"{name}_edge_labels.txt").write_text("".join(f"{b}\n" for b in bonds))
+    (folder / f"{name}_graph_indicator.txt").write_text("".join(f"{i}\n" for i in ind))
+    (folder / f"{name}_graph_labels.txt").write_text("".join(f"{c}\n" for c in classes))
+    (folder / f"{name}_node_labels.txt").write_text("".join(f"{t}\n" for t in labels))
+
+
+def test_experiment_edge_label_dataset(tmp_path):
+    """TU graphs in another order, with other tag and class numbers and without GIN's extra
+    (hydrogen) nodes are matched to the GIN graphs exactly; other graphs are refused."""
+    from graph_ntk.data import Graph, GraphDataset
+
+    exp = _experiment()
+    und = lambda e: np.array(e + [(v, u) for u, v in e]).T  # noqa: E731
+    gin = GraphDataset("toy", [
+        Graph(4, und([(0, 1), (1, 2), (2, 3)]), node_labels=np.array([0, 1, 0, 0])),
+        Graph(2, und([(0, 1)]), node_labels=np.array([1, 1])),
+        Graph(4, und([(0, 1), (1, 2), (2, 0), (2, 3)]), node_labels=np.array([0, 0, 1, 2])),  # node 3: hydrogen
+    ], np.array([0, 1, 0]), num_tags=3, meta={"tag_values": np.array([6, 8, 19])})
+    # TU: order (1, 2, 0), tags 6 -> 'C' as 3, 8 -> 'O' as 7, classes 0/1 -> 1/-1, no hydrogen
+    _write_tu_edge_labels(tmp_path / "toy", "toy", [
+        ([(0, 1)], [2], [7, 7], -1),
+        ([(0, 1), (1, 2), (2, 0)], [1, 1, 2], [3, 3, 7], 1),
+        ([(0, 1), (1, 2), (2, 3)], [0, 1, 0], [3, 7, 3, 3], 1),
+    ])
+    rel, ambiguous = exp.edge_label_dataset(gin, tmp_path, "toy", drop_tag_value=19)
+    assert ambiguous == 0 and rel.meta["num_edge_types"] == 3 and rel.y.tolist() == [0, 1, 0]
+    g0, g1, g2 = rel.graphs
+    assert g0.node_labels.tolist() == [0, 1, 0, 0] and g2.node_labels.tolist() == [0, 0, 1]
+    arcs = lambda g: sorted(zip(*g.edge_index.tolist(), g.edge_type.tolist()))  # noqa: E731
+    assert arcs(g0) == sorted([(0, 1, 0), (1, 0, 0), (1, 2, 1), (2, 1, 1), (2, 3, 0), (3, 2, 0)])
+    assert arcs(g1) == [(0, 1, 2), (1, 0, 2)]
+    assert arcs(g2) == sorted([(0, 1, 1), (1, 0, 1), (1, 2, 1), (2, 1, 1), (2, 0, 2), (0, 2, 2)])
+    # without removing the hydrogens the graphs differ: refused, not silently misaligned
+    with pytest.raises(ValueError, match="no exact counterpart"):
+        exp.edge_label_dataset(gin, tmp_path, "toy")
+    # a node tag that maps to two TU labels is refused too
+    _write_tu_edge_labels(tmp_path / "bad", "bad", [
+        ([(0, 1)], [2], [7, 7], -1),
+        ([(0, 1), (1, 2), (2, 0)], [1, 1, 2], [3, 3, 7], 1),
+        ([(0, 1), (1, 2), (2, 3)], [0, 1, 0], [3, 7, 3, 9], 1),
+    ])
+    with pytest.raises(ValueError):
+        exp.edge_label_dataset(gin, tmp_path / "bad", "bad", drop_tag_value=19)
+    assert exp.family_of("ntk L1 R1 sum rel JK|cos") == ["graph_ntk best"]
+    assert exp.family_of("ntk L1 R1 sum rel JK + wl h1|cos") == ["graph_ntk best"]
