@@ -146,9 +146,10 @@ def markdown(stored: dict, datasets: dict) -> str:
             if d in res and "graph_ntk best - WL" in res[d].get("paired", {})}
     wins = [d for d, v in moon.items() if v["mean_diff"] > 0]
     ran = list(moon)
+    losses = [d for d in ran if d not in wins]
     L += ["", f"**Moonshot**: graph_ntk best has a higher mean than WL on {len(wins)} of the {len(ran)} datasets run "
-          f"({', '.join(wins) or 'none'}); not on {', '.join(d for d in ran if d not in wins) or 'none'}. "
-          "Per dataset: " + "; ".join(f"{d} {100 * v['mean_diff']:+.2f} points (sign test p = {v['p_sign']:.2g})"
+          f"({', '.join(wins) or 'none'})" + (f"; not on {', '.join(losses)}. " if losses else ". ")
+          + "Per dataset: " + "; ".join(f"{d} {100 * v['mean_diff']:+.2f} points (sign test p = {v['p_sign']:.2g})"
                                       for d, v in moon.items()) + ". Not run: "
           + (", ".join(d for d in names if d not in moon) or "none") + ".", "",
           "Most frequent choices of the inner CV (over all outer splits):", ""]
