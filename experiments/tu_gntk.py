@@ -455,6 +455,14 @@ def run_dataset(name: str, args) -> dict:
                    and not any(t in k for t in MOONSHOT_INPUTS)}
         by_depth[d] = nested_select(members, c_nested).mean
     result["nested_by_depth"] = by_depth
+    # Diagnostic: the GNTK on each moonshot input alone (nested CV within its NTK candidates), to
+    # tell the input's contribution from that of the larger union.
+    result["nested_inputs"] = {}
+    for tag in MOONSHOT_INPUTS:
+        members = {k: s for k, s in scores.items() if k.startswith("ntk") and tag in k and "+" not in k}
+        if members:
+            r = nested_select(members, c_nested)
+            result["nested_inputs"][tag.strip()] = {"mean": r.mean, "std": r.std, "candidates": len(members)}
     result["nested_wl_by_h"] = {h: nested_select({k: s for k, s in scores.items() if k.split("|")[0] == f"wl h{h}"},
                                                  c_nested).mean for h in WL_H}
     pairs = {}

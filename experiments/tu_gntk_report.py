@@ -132,8 +132,18 @@ def markdown(stored: dict, datasets: dict) -> str:
                          "TU graphs matched to the GIN graphs)")
     L += ["", "*graph_ntk best* = one family selected by inner CV over GNTK ∪ GNNGP ∪ WL ∪ the sums "
           "cos(NTK, JK) + cos(WL h), h = min(L, 6) and 6"
-          + (" ∪, for " + "; ".join(extra) + " (and their sums)" if extra else "") + ": the moonshot kernel.", "",
-          "### Paired differences (same outer folds)", "",
+          + (" ∪, for " + "; ".join(extra) + " (and their sums)" if extra else "") + ": the moonshot kernel.", ""]
+    inputs = [(d, tag, v) for d in names for tag, v in res.get(d, {}).get("nested_inputs", {}).items()]
+    if inputs:
+        L += ["The GNTK on a moonshot input alone (nested CV over its NTK candidates only; a diagnostic beside "
+              "the GNTK family, which has the plain inputs):", "",
+              "| dataset | input | GNTK on it | candidates | GNTK (plain) | WL |", "|---|---|---|---|---|---|"]
+        for d, tag, v in inputs:
+            nd = res[d]["nested"]
+            L.append(f"| {d} | {tag} | {_pm(v['mean'], v['std'])} | {v['candidates']} | "
+                     f"{_pm(nd['GNTK']['mean'], nd['GNTK']['std'])} | {_pm(nd['WL']['mean'], nd['WL']['std'])} |")
+        L.append("")
+    L += ["### Paired differences (same outer folds)", "",
           "Difference in accuracy points, mean ± std of the repetition means; wins/losses/ties over outer folds; "
           "p: two-sided sign test over folds, and Wilcoxon signed-rank over the repetition means (NaN with < 2 "
           "non-zero repetitions). Folds of one repetition share training data: read the sign test as indicative.",
