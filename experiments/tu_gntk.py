@@ -118,6 +118,12 @@ ATTRIBUTES = {"PROTEINS": "PROTEINS"}
 EDGE_LABELS = {"MUTAG": ("MUTAG", None), "PTC": ("PTC_MR", 19)}
 # Name tags of the kernels on those inputs: moonshot search space only (never the paper table).
 MOONSHOT_INPUTS = (" attr", " rel")
+
+
+def on_moonshot_input(kernel: str) -> bool:
+    """Whether ``kernel`` runs on a moonshot input (the node attribute, the bond types)."""
+    return any(t in kernel for t in MOONSHOT_INPUTS)
+
 PAPER_C = np.logspace(-2, 4, 120)
 FAMILIES = ("GNTK", "GNNGP", "WL", "graph_ntk best")
 
@@ -258,7 +264,7 @@ def in_grid(candidate: str, mlp_layers, scalings) -> bool:
 def family_of(candidate: str) -> list[str]:
     base = candidate.split("|")[0]
     fams = ["graph_ntk best"]
-    if "+" in base or any(t in base for t in MOONSHOT_INPUTS):  # moonshot search space only
+    if "+" in base or on_moonshot_input(base):  # moonshot search space only
         return fams
     return fams + [{"ntk": "GNTK", "nngp": "GNNGP", "wl": "WL"}[base.split()[0]]]
 
@@ -393,7 +399,7 @@ def run_dataset(name: str, args) -> dict:
         return k, paper_scores(make, y, ds.folds, c_grid, cache, desc)
 
     paper_cands = [(k, f) for k, f in forms(grams, args.paper_forms, False).items()
-                   if k.split()[0] in args.paper_kernels and not any(t in k for t in MOONSHOT_INPUTS)]  # the reference grid only
+                   if k.split()[0] in args.paper_kernels and not on_moonshot_input(k)]  # the reference grid only
     paper_acc = dict(pool.map(partial(paper_run, c_grid=c_paper), paper_cands))
     paper = {k: _paper_best(acc, c_paper) for k, acc in paper_acc.items()}
     result["paper_search"] = paper_search(paper_acc, args.paper_c_step)
@@ -452,7 +458,7 @@ def run_dataset(name: str, args) -> dict:
     by_depth = {}
     for d in depths:
         members = {k: s for k, s in scores.items() if k.startswith(f"ntk L{d} ") and "+" not in k
-                   and not any(t in k for t in MOONSHOT_INPUTS)}
+                   and not on_moonshot_input(k)}
         by_depth[d] = nested_select(members, c_nested).mean
     result["nested_by_depth"] = by_depth
     # Diagnostic: the GNTK on each moonshot input alone (nested CV within its NTK candidates), to

@@ -145,6 +145,5 @@ def edge_label_dataset(ds, tu_root: Path, tu_name: str, drop_tag_value: int | No
                 for t, g in zip(tu.graphs[j].node_labels, ds.graphs[i].node_labels[gin_keep[i]])], "node tags")
     graphs = [dataclasses.replace(tu.graphs[j], node_labels=ds.graphs[i].node_labels[gin_keep[i]], x=None)
               for i, j in enumerate(match)]
-    meta = {**ds.meta, "num_edge_types": tu.meta["num_edge_types"], "edge_label_values": tu.meta["edge_label_values"],
-            "ambiguous_twins": ambiguous}
+    meta = {**ds.meta, "num_edge_types": tu.meta["num_edge_types"], "edge_label_values": tu.meta["edge_label_values"]}
     return GraphDataset(ds.name, graphs, ds.y, ds.folds, ds.num_tags, meta), ambiguous
