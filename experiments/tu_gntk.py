@@ -28,6 +28,8 @@ IMDB-B, IMDB-M, COLLAB, as GIN and GNTK do):
 * With ``--edge-labels`` (moonshot only): the relational GNTK and GNNGP over MUTAG's and PTC's
   bond types (``gntk(..., edge_types=T)`` on the TU graphs, matched exactly to the GIN graphs
   by :func:`tu_inputs.edge_label_dataset`; PTC's without GIN's explicit hydrogens).
+* With ``--moonshot-depths`` (moonshot only): GNTK and GNNGP of more depths than the grid's
+  (plain inputs, the nested grid's R and scaling; one more engine pass per (R, scaling)).
 * Sums (moonshot only): ``cos(NTK L R scaling JK) + cos(WL h)`` for every JK architecture
   of the grid, i.e. the GNTK with an explicit subtree-count term, with ``h = min(L, 6)`` (the
   depth-matched subtrees) and ``h = 6`` (the deepest).
@@ -185,6 +187,14 @@ def relational_pass(name: str, rel, depths, R: int, sc: str, cache: ScoreCache, 
     return out
 
 
+def plain_key(ds, dtype: str) -> dict:
+    """What completes the cache description of a GNTK pass on the plain (GIN) input."""
+    key = {"dtype": dtype}
+    if any(g.edge_weight is not None for g in ds.graphs):
+        key["self_loop_weight"] = 2  # the reference's self-loop convention (older Grams counted a loop once)
+    return key
+
+
 def compute_grams(name: str, ds, depths, mlp_layers, scalings, cache: ScoreCache, dtype: str,
                   timings: dict, memory_limit: int | None = None) -> dict[str, np.ndarray]:
     """All GNTK / GNNGP / WL Grams of the grid for one dataset (cached as float64; computed in float32 for
@@ -193,9 +203,7 @@ def compute_grams(name: str, ds, depths, mlp_layers, scalings, cache: ScoreCache
 
     n = len(ds)
     grams: dict[str, np.ndarray] = {}
-    key = {"dtype": dtype}
-    if any(g.edge_weight is not None for g in ds.graphs):
-        key["self_loop_weight"] = 2  # the reference's self-loop convention (older Grams counted a loop once)
+    key = plain_key(ds, dtype)
     # Gram times of earlier runs are kept with the cache, so a resumed run still reports them.
     tfile = cache.folder / "gram_timings.json"
     timings.update(json.loads(tfile.read_text()) if tfile.exists() else {})
@@ -261,10 +269,21 @@ def in_grid(candidate: str, mlp_layers, scalings) -> bool:
     return words[0] == "wl" or (int(words[2][1:]) in mlp_layers and words[3] in scalings)
 
 
-def family_of(candidate: str) -> list[str]:
+def in_reference_grid(kernel: str, grid_depths) -> bool:
+    """Whether ``kernel`` (no sum) is one of the reference grid's: WL, or a GNTK / GNNGP on
+    the plain input at one of the dataset's grid depths.
+
+    >>> [in_reference_grid(k, (1, 3)) for k in ("ntk L3 R1 sum JK", "ntk L5 R1 sum", "ntk L1 R1 sum attr", "wl h6")]
+    [True, False, False, True]
+    """
+    words = kernel.split()
+    return words[0] == "wl" or (not on_moonshot_input(kernel) and int(words[1][1:]) in grid_depths)
+
+
+def family_of(candidate: str, grid_depths) -> list[str]:
     base = candidate.split("|")[0]
     fams = ["graph_ntk best"]
-    if "+" in base or on_moonshot_input(base):  # moonshot search space only
+    if "+" in base or not in_reference_grid(base, grid_depths):  # moonshot search space only
         return fams
     return fams + [{"ntk": "GNTK", "nngp": "GNNGP", "wl": "WL"}[base.split()[0]]]
 
@@ -362,9 +381,15 @@ def run_dataset(name: str, args) -> dict:
     cache = ScoreCache(args.cache_dir / name)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    grams = compute_grams(name, ds, depths, args.mlp_layers, args.scalings, cache,
-                          "float32" if name in ("COLLAB", "NCI1") else "float64", timings,
-                          None if args.memory_limit is None else int(args.memory_limit * 2**30))
+    dtype = "float32" if name in ("COLLAB", "NCI1") else "float64"
+    memory_limit = None if args.memory_limit is None else int(args.memory_limit * 2**30)
+    grams = compute_grams(name, ds, depths, args.mlp_layers, args.scalings, cache, dtype, timings, memory_limit)
+    deep = sorted(set(args.moonshot_depths) - set(depths))
+    if deep:
+        for R in args.nested_mlp_layers or args.mlp_layers:  # moonshot only: the nested grid
+            for sc in args.nested_scalings or args.scalings:
+                grams.update(gntk_pass(name, ds, deep, R, sc, cache, plain_key(ds, dtype), timings, dtype=dtype,
+                                       memory_limit=memory_limit))
     if args.attributes and name in ATTRIBUTES:
         attr = attribute_dataset(ds, args.data / "tu", ATTRIBUTES[name])
         for R in args.nested_mlp_layers or args.mlp_layers:  # moonshot only: the nested grid
@@ -399,7 +424,7 @@ def run_dataset(name: str, args) -> dict:
         return k, paper_scores(make, y, ds.folds, c_grid, cache, desc)
 
     paper_cands = [(k, f) for k, f in forms(grams, args.paper_forms, False).items()
-                   if k.split()[0] in args.paper_kernels and not on_moonshot_input(k)]  # the reference grid only
+                   if k.split()[0] in args.paper_kernels and in_reference_grid(k.split("|")[0], depths)]
     paper_acc = dict(pool.map(partial(paper_run, c_grid=c_paper), paper_cands))
     paper = {k: _paper_best(acc, c_paper) for k, acc in paper_acc.items()}
     result["paper_search"] = paper_search(paper_acc, args.paper_c_step)
@@ -440,7 +465,7 @@ def run_dataset(name: str, args) -> dict:
         if len(scores) % 10 == 0:
             _log(f"{name}: nested scores {len(scores)}/{len(cands)} ({time.perf_counter() - t:.0f} s)")
     pool.shutdown()
-    families = {f: {k: s for k, s in scores.items() if f in family_of(k)} for f in FAMILIES}
+    families = {f: {k: s for k, s in scores.items() if f in family_of(k, depths)} for f in FAMILIES}
     nested, accs = {}, {}
     for fam, members in families.items():
         if not members:
@@ -456,7 +481,7 @@ def run_dataset(name: str, args) -> dict:
                        "picks": dict(sorted(picks.items(), key=lambda kv: -kv[1])[:5])}
     # Depth profile (plot): nested CV within each depth's GNTK candidates, and WL per h.
     by_depth = {}
-    for d in depths:
+    for d in sorted({*depths, *deep}):
         members = {k: s for k, s in scores.items() if k.startswith(f"ntk L{d} ") and "+" not in k
                    and not on_moonshot_input(k)}
         by_depth[d] = nested_select(members, c_nested).mean
@@ -469,6 +494,12 @@ def run_dataset(name: str, args) -> dict:
         if members:
             r = nested_select(members, c_nested)
             result["nested_inputs"][tag.strip()] = {"mean": r.mean, "std": r.std, "candidates": len(members)}
+    if deep:  # the same for the GNTK over the grid's and the moonshot's depths together
+        members = {k: s for k, s in scores.items()
+                   if k.startswith("ntk") and "+" not in k and not on_moonshot_input(k)}
+        r = nested_select(members, c_nested)
+        result["nested_inputs"]["L " + ", ".join(map(str, sorted({*depths, *deep})))] = {
+            "mean": r.mean, "std": r.std, "candidates": len(members)}
     result["nested_wl_by_h"] = {h: nested_select({k: s for k, s in scores.items() if k.split("|")[0] == f"wl h{h}"},
                                                  c_nested).mean for h in WL_H}
     pairs = {}
@@ -482,7 +513,8 @@ def run_dataset(name: str, args) -> dict:
                             "paper_kernels": list(args.paper_kernels), "full_depths": list(DATASETS[name][2]),
                             "candidates": len(cands), "nested_mlp_layers": list(nested_R),
                             "nested_scalings": list(nested_sc), "attributes": bool(args.attributes and name in ATTRIBUTES),
-                            "edge_labels": bool(args.edge_labels and name in EDGE_LABELS)})
+                            "edge_labels": bool(args.edge_labels and name in EDGE_LABELS),
+                            "moonshot_depths": deep})
     _log(f"{name}: nested over {len(cands)} candidates in {result['nested_wall_s']} s: "
          + ", ".join(f"{f} {100 * v['mean']:.1f}" for f, v in nested.items()))
     return result
@@ -524,6 +556,8 @@ def main(argv=None) -> None:
     p.add_argument("--paper-kernels", nargs="+", default=["ntk", "nngp", "wl"], choices=["ntk", "nngp", "wl"],
                    help="kernels run through the paper protocol (the table's GNTK row needs ntk)")
     p.add_argument("--memory-limit", type=float, help="GiB one engine block may use (default: 75%% of free memory)")
+    p.add_argument("--moonshot-depths", type=int, nargs="+", default=[],
+                   help="moonshot: add GNTK/GNNGP Grams of these depths L (beyond the grid's) for the nested grid")
     p.add_argument("--grams-only", action="store_true", help="compute and cache the Grams, nothing else")
     p.add_argument("--report-only", action="store_true", help="rebuild tu_gntk.md and the plots from tu_gntk.json")
     args = p.parse_args(argv)

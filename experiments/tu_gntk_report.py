@@ -127,6 +127,9 @@ def markdown(stored: dict, datasets: dict) -> str:
         proto = res.get(d, {}).get("protocol", {})
         if proto.get("attributes"):
             extra.append(f"{d}: GNTK/GNNGP with the continuous node attribute beside the tag (`attr`)")
+        if proto.get("moonshot_depths"):
+            extra.append(f"{d}: GNTK/GNNGP of depths L = {', '.join(map(str, proto['moonshot_depths']))} too "
+                         "(beyond the grid's; plain input)")
         if proto.get("edge_labels"):
             extra.append(f"{d}: the relational GNTK/GNNGP over the bond types (`rel`, `gntk(..., edge_types=T)`; "
                          "TU graphs matched to the GIN graphs)")
@@ -135,9 +138,10 @@ def markdown(stored: dict, datasets: dict) -> str:
           + (" ∪, for " + "; ".join(extra) + " (and their sums)" if extra else "") + ": the moonshot kernel.", ""]
     inputs = [(d, tag, v) for d in names for tag, v in res.get(d, {}).get("nested_inputs", {}).items()]
     if inputs:
-        L += ["The GNTK on a moonshot input alone (nested CV over its NTK candidates only; a diagnostic beside "
-              "the GNTK family, which has the plain inputs):", "",
-              "| dataset | input | GNTK on it | candidates | GNTK (plain) | WL |", "|---|---|---|---|---|---|"]
+        L += ["The GNTK on a moonshot input alone, or over the grid's and the moonshot's depths (nested CV over "
+              "its NTK candidates only; a diagnostic beside the GNTK family, which has the plain inputs and the "
+              "grid's depths):", "",
+              "| dataset | moonshot part | GNTK on it | candidates | GNTK (plain) | WL |", "|---|---|---|---|---|---|"]
         for d, tag, v in inputs:
             nd = res[d]["nested"]
             L.append(f"| {d} | {tag} | {_pm(v['mean'], v['std'])} | {v['candidates']} | "

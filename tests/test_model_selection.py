@@ -144,9 +144,14 @@ def test_experiment_resumes_from_cache_with_identical_scores(tmp_path, monkeypat
 
 def test_experiment_families_and_sums():
     exp = _experiment()
-    assert exp.family_of("ntk L3 R2 sum JK|cos") == ["graph_ntk best", "GNTK"]
-    assert exp.family_of("wl h2|raw") == ["graph_ntk best", "WL"]
-    assert exp.family_of("ntk L3 R2 sum JK + wl h3|cos") == ["graph_ntk best"]
+    assert exp.family_of("ntk L3 R2 sum JK|cos", (1, 3)) == ["graph_ntk best", "GNTK"]
+    assert exp.family_of("nngp L1 R2 sum|cos", (1, 3)) == ["graph_ntk best", "GNNGP"]
+    assert exp.family_of("wl h2|raw", (1, 3)) == ["graph_ntk best", "WL"]
+    assert exp.family_of("ntk L3 R2 sum JK + wl h3|cos", (1, 3)) == ["graph_ntk best"]
+    # Moonshot parts stay out of the reference families: other depths, other inputs.
+    assert exp.family_of("ntk L5 R2 sum JK|cos", (1, 3)) == ["graph_ntk best"]
+    assert exp.family_of("ntk L5 R2 sum JK|cos", (5, 7)) == ["graph_ntk best", "GNTK"]
+    assert exp.family_of("nngp L3 R1 sum rel JK|cos", (1, 3)) == ["graph_ntk best"]
     _, g = _data(10)
     grams = {"ntk L3 R1 sum JK": g["good"] + 1, "ntk L3 R1 sum": g["good"],
              **{f"wl h{h}": g["bad"] + 1 for h in exp.WL_H}}
@@ -228,7 +233,7 @@ def test_experiment_attribute_dataset(tmp_path):
     swapped = GraphDataset("toy", gin.graphs[::-1], gin.y, num_tags=2)
     with pytest.raises(ValueError, match="same order"):
         exp.attribute_dataset(swapped, tmp_path, "toy")
-    assert exp.family_of("ntk L3 R1 sum attr JK|cos") == ["graph_ntk best"]
+    assert exp.family_of("ntk L3 R1 sum attr JK|cos", (1, 3)) == ["graph_ntk best"]
 
 
 def test_experiment_reference_self_loops():
@@ -304,5 +309,5 @@ def test_experiment_edge_label_dataset(tmp_path):
     ])
     with pytest.raises(ValueError):
         exp.edge_label_dataset(gin, tmp_path / "bad", "bad", drop_tag_value=19)
-    assert exp.family_of("ntk L1 R1 sum rel JK|cos") == ["graph_ntk best"]
-    assert exp.family_of("ntk L1 R1 sum rel JK + wl h1|cos") == ["graph_ntk best"]
+    assert exp.family_of("ntk L1 R1 sum rel JK|cos", (1, 3)) == ["graph_ntk best"]
+    assert exp.family_of("ntk L1 R1 sum rel JK + wl h1|cos", (1, 3)) == ["graph_ntk best"]
