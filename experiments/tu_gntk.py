@@ -520,7 +520,7 @@ def run_dataset(name: str, args) -> dict:
     return result
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "datasets",
                    help="folder holding gin/ (default ../shared/datasets)")
@@ -560,7 +560,11 @@ def main(argv=None) -> None:
                    help="moonshot: add GNTK/GNNGP Grams of these depths L (beyond the grid's) for the nested grid")
     p.add_argument("--grams-only", action="store_true", help="compute and cache the Grams, nothing else")
     p.add_argument("--report-only", action="store_true", help="rebuild tu_gntk.md and the plots from tu_gntk.json")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     if args.quick:
         args.datasets, args.mlp_layers, args.repeats, args.inner = ["MUTAG"], [1], 2, 3
         args.nested_c, args.paper_c_step, args.nested_forms = 7, 20, ["cos"]

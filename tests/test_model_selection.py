@@ -197,6 +197,48 @@ def test_experiment_paper_search_grows_with_the_search():
         assert r["mean"] <= full[r["C"]] and r["kernels"] == (16 if r["grid"] == "all" else 4)
 
 
+def _write_gin_with_folds(root: Path, name: str, n: int = 40) -> None:
+    """A toy GIN-format dataset with 10 folds: class 0 cycles, class 1 paths (4-7 nodes, tags 0/1)."""
+    rng = np.random.default_rng(0)
+    lines = [str(n)]
+    for g in range(n):
+        size, label = int(rng.integers(4, 8)), g % 2
+        nb = [[(v - 1) % size, (v + 1) % size] for v in range(size)]
+        if label:
+            nb[0].remove(size - 1), nb[size - 1].remove(0)
+        lines.append(f"{size} {label}")
+        lines += [" ".join(map(str, [int(rng.integers(2)), len(x), *x])) for x in nb]
+    (root / name / "10fold_idx").mkdir(parents=True)
+    (root / name / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    for k, test in enumerate(np.array_split(rng.permutation(n), 10), start=1):
+        train = np.setdiff1d(np.arange(n), test)
+        (root / name / "10fold_idx" / f"test_idx-{k}.txt").write_text("\n".join(map(str, test)) + "\n")
+        (root / name / "10fold_idx" / f"train_idx-{k}.txt").write_text("\n".join(map(str, train)) + "\n")
+
+
+def test_experiment_end_to_end_keeps_moonshot_depths_out_of_the_reference(tmp_path, monkeypatch):
+    """A whole (tiny) run: GNTK/GNNGP at a moonshot depth enter graph_ntk best only, never the
+    GNTK/GNNGP families or the paper table, and they show in the depth profile."""
+    exp = _experiment()
+    _write_gin_with_folds(tmp_path / "gin", "TOY")
+    monkeypatch.setitem(exp.DATASETS, "TOY", ("TOY", False, (1,)))
+    args = exp.build_parser().parse_args(
+        ["--data", str(tmp_path), "--cache-dir", str(tmp_path / "cache"), "--mlp-layers", "1", "--scalings", "sum",
+         "--paper-c-step", "40", "--paper-forms", "cos", "--nested-forms", "cos", "--repeats", "1", "--inner", "2",
+         "--nested-c", "2", "--moonshot-depths", "2", "--jobs", "1"])
+    r = exp.run_dataset("TOY", args)
+    assert sorted(r["paper"]) == sorted([f"ntk L1 R1 sum{jk}|cos" for jk in ("", " JK")]
+                                        + [f"nngp L1 R1 sum{jk}|cos" for jk in ("", " JK")]
+                                        + [f"wl h{h}|cos" for h in exp.WL_H])
+    n = r["nested"]
+    assert n["GNTK"]["candidates"] == n["GNNGP"]["candidates"] == 2 and n["WL"]["candidates"] == 6
+    # 2 depths x NTK/NNGP x JK on/off, WL, and the sums L1 JK + h1, h6 and L2 JK + h2, h6
+    assert n["graph_ntk best"]["candidates"] == r["protocol"]["candidates"] == 8 + 6 + 4
+    assert sorted(map(int, r["nested_by_depth"])) == [1, 2] and r["protocol"]["moonshot_depths"] == [2]
+    assert r["nested_inputs"]["L 1, 2"]["candidates"] == 4
+    assert 0.5 < n["GNTK"]["mean"] <= 1.0  # cycles vs paths is learnable
+
+
 def _write_tu(folder: Path, name: str, graphs, attrs) -> None:
     """A tiny TU-format dataset: ``graphs`` as (edges, labels) per graph, ``attrs`` one value per node."""
     folder.mkdir(parents=True)
