@@ -289,18 +289,42 @@ def family_of(candidate: str, grid_depths) -> list[str]:
 
 
 # --------------------------------------------------------------------------- protocols
+def timed_get(cache: ScoreCache, desc: dict, shape: tuple[int, ...], compute: Callable[[], np.ndarray]
+              ) -> tuple[np.ndarray, float]:
+    """The cached array under ``desc`` (computed and cached when absent) and the seconds its
+    computation took, timed when it was first computed and kept with the cache, so a rerun
+    that reads scores back still reports what they cost (NaN for an entry cached without it).
+
+    >>> import tempfile
+    >>> c = ScoreCache(tempfile.mkdtemp())
+    >>> a, s = timed_get(c, {"k": 1}, (2,), lambda: np.ones(2))
+    >>> b, s2 = timed_get(c, {"k": 1}, (2,), lambda: np.zeros(2))
+    >>> b.tolist(), s2 == s
+    ([1.0, 1.0], True)
+    """
+    arr = cache.get(desc, shape)
+    if arr is not None:
+        sec = cache.get({**desc, "seconds": True}, (1,))
+        return arr, float("nan") if sec is None else float(sec[0])
+    t = time.perf_counter()
+    arr = compute()
+    seconds = time.perf_counter() - t
+    cache.put(desc, arr)
+    cache.put({**desc, "seconds": True}, np.array([seconds]))
+    return arr, seconds
+
+
 def paper_scores(make_gram: Callable[[], np.ndarray], y: np.ndarray, folds, c_grid: np.ndarray, cache: ScoreCache,
-                 desc: dict) -> np.ndarray:
-    """Test accuracy ``(len(c_grid), folds)`` on the given folds (cached; the Gram is built
-    only when the scores are not)."""
+                 desc: dict) -> tuple[np.ndarray, float]:
+    """Test accuracy ``(len(c_grid), folds)`` on the given folds, and the seconds it took
+    (cached; the Gram is built only when the scores are not)."""
     from graph_ntk.evaluation import _svm_accuracies
 
-    acc = cache.get(desc, (len(c_grid), len(folds)))
-    if acc is None:
+    def compute():
         K = make_gram()
-        acc = np.stack([_svm_accuracies(K, y, tr, te, c_grid) for tr, te in folds], axis=1)
-        cache.put(desc, acc)
-    return acc
+        return np.stack([_svm_accuracies(K, y, tr, te, c_grid) for tr, te in folds], axis=1)
+
+    return timed_get(cache, desc, (len(c_grid), len(folds)), compute)
 
 
 def _paper_best(acc: np.ndarray, c_grid: np.ndarray) -> dict:
@@ -355,21 +379,34 @@ def per_fold_selection(accs: dict[str, np.ndarray]) -> dict:
 
 
 def nested_scores(make_gram: Callable[[], np.ndarray], y, splits, c_grid, inner, cache: ScoreCache,
-                  desc: dict) -> CandidateScores:
-    """Scores of one candidate, cached per repetition (so a run with more ``--repeats``
-    reuses the repetitions already computed: repetition ``r`` always has seed ``r``)."""
-    reps, K = [], None
+                  desc: dict) -> tuple[CandidateScores, float]:
+    """Scores of one candidate and the seconds they took, cached per repetition (so a run
+    with more ``--repeats`` reuses the repetitions already computed: repetition ``r`` always
+    has seed ``r``)."""
+    reps, seconds, K = [], 0.0, None
+
+    def compute(rep):
+        nonlocal K
+        K = make_gram() if K is None else K
+        s = svm_candidate_scores(K, y, [rep], c_grid=c_grid, inner_splits=inner, seed=0)
+        return np.stack([s.inner[0], s.outer[0]])
+
     for r, rep in enumerate(splits):
-        key = {**desc, "repetition": r}
-        both = cache.get(key, (2, len(rep), len(c_grid)))
-        if both is None:
-            K = make_gram() if K is None else K
-            s = svm_candidate_scores(K, y, [rep], c_grid=c_grid, inner_splits=inner, seed=0)
-            both = np.stack([s.inner[0], s.outer[0]])
-            cache.put(key, both)
+        both, sec = timed_get(cache, {**desc, "repetition": r}, (2, len(rep), len(c_grid)), partial(compute, rep))
         reps.append(both)
+        seconds += sec
     both = np.stack(reps, axis=1)
-    return CandidateScores(both[0], both[1])
+    return CandidateScores(both[0], both[1]), seconds
+
+
+def svm_total(seconds: list[float]) -> float | None:
+    """Total SVM thread-seconds of a protocol, or None when some scores were cached without
+    their time (an older cache).
+
+    >>> svm_total([1.0, 2.5]), svm_total([1.0, float("nan")])
+    (3.5, None)
+    """
+    return None if any(np.isnan(seconds)) else round(float(np.sum(seconds)), 1)
 
 
 def run_dataset(name: str, args) -> dict:
@@ -414,6 +451,7 @@ def run_dataset(name: str, args) -> dict:
     t = time.perf_counter()
     pool = ThreadPoolExecutor(args.jobs)
     c_paper = PAPER_C[::args.paper_c_step]
+    svm_seconds: list[float] = []  # per SVM sweep, as timed when computed (list.append is thread-safe)
     y_list, folds_list = y.tolist(), [te.tolist() for _, te in ds.folds]
 
     def paper_run(item, c_grid):
@@ -421,7 +459,9 @@ def run_dataset(name: str, args) -> dict:
         base, form = k.split("|")
         desc = {"paper": True, "gram": digests[base], "form": form, "C": c_grid.tolist(), "y": y_list,
                 "folds": folds_list}
-        return k, paper_scores(make, y, ds.folds, c_grid, cache, desc)
+        acc, seconds = paper_scores(make, y, ds.folds, c_grid, cache, desc)
+        svm_seconds.append(seconds)
+        return k, acc
 
     paper_cands = [(k, f) for k, f in forms(grams, args.paper_forms, False).items()
                    if k.split()[0] in args.paper_kernels and in_reference_grid(k.split("|")[0], depths)]
@@ -441,6 +481,8 @@ def run_dataset(name: str, args) -> dict:
             paper[k] = full
     result["paper"], result["paper_refined"] = paper, refined
     result["paper_wall_s"] = round(time.perf_counter() - t, 1)
+    result["paper_svm_s"] = svm_total(svm_seconds)
+    svm_seconds.clear()
     _log(f"{name}: paper protocol over {len(paper)} kernels in {result['paper_wall_s']} s")
 
     # Repeated nested CV: candidate scores once, then every family.
@@ -457,7 +499,9 @@ def run_dataset(name: str, args) -> dict:
         ident = "+".join(digests[b.strip()] for b in base.split("+"))
         desc = {"nested": True, "gram": ident, "form": form, "C": c_nested.tolist(), "y": y_list,
                 "outer": args.outer, "inner": args.inner, "seed": 0}
-        return k, nested_scores(make, y, splits, c_nested, args.inner, cache, desc)
+        sc, seconds = nested_scores(make, y, splits, c_nested, args.inner, cache, desc)
+        svm_seconds.append(seconds)
+        return k, sc
 
     scores: dict[str, CandidateScores] = {}
     for k, sc in pool.map(nested_run, cands.items()):
@@ -507,6 +551,7 @@ def run_dataset(name: str, args) -> dict:
         if a in accs and b in accs:
             pairs[f"{a} - {b}"] = paired_comparison(accs[a], accs[b])
     result.update(nested=nested, paired=pairs, nested_wall_s=round(time.perf_counter() - t, 1),
+                  nested_svm_s=svm_total(svm_seconds),
                   protocol={"repeats": args.repeats, "outer": args.outer, "inner": args.inner,
                             "nested_c": args.nested_c, "nested_forms": list(args.nested_forms),
                             "paper_c": len(c_paper), "paper_refine": len(refined), "paper_forms": list(args.paper_forms), "sums": args.sums,

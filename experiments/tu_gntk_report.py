@@ -35,6 +35,17 @@ def _best(paper: dict, kind: str) -> tuple[str, dict] | None:
     return max(items, key=lambda kv: kv[1]["mean"]) if items else None
 
 
+def _cost(r: dict, phase: str) -> str:
+    """``'<wall s> (<SVM thread-s>)'`` of one protocol phase; entries written before the
+    SVM time was kept with the cache have the wall time only.
+
+    >>> _cost({"paper_wall_s": 3.2, "paper_svm_s": 6.0}, "paper"), _cost({"nested_wall_s": 7.0}, "nested")
+    ('3 (6)', '7')
+    """
+    wall, svm = r[f"{phase}_wall_s"], r.get(f"{phase}_svm_s")
+    return f"{wall:.0f}" if svm is None else f"{wall:.0f} ({svm:.0f})"
+
+
 def _depth(k: str) -> int:
     return int(k.split("|")[0].split()[1][1:])
 
@@ -190,10 +201,11 @@ def markdown(stored: dict, datasets: dict) -> str:
         L.append(f"| {d} | {r['graphs']} | {r['depths']} | {r['mlp_layers']} | {r['scalings']} | "
                  f"{p['paper_c']} / {'+'.join(p['paper_forms'])} | {p['repeats']} × {p['outer']}, {p['inner']}, "
                  f"{p['nested_c']}, {'+'.join(p['nested_forms'])} | {p['candidates']} | {gsum:.1f} | "
-                 f"{r['paper_wall_s']:.0f} | {r['nested_wall_s']:.0f} |")
+                 f"{_cost(r, 'paper')} | {_cost(r, 'nested')} |")
     L += ["", "Gram s: the engine passes of the grid, as timed when they were computed (kept with the cache). "
-          "paper s / nested s: wall time of the run that wrote the entry; scores already in the cache are read, "
-          "not recomputed, so a rerun over a grown grid shows only the new part's cost.", "",
+          "paper s / nested s: wall time of the run that wrote the entry and, in brackets, the SVM time of all its "
+          "scores summed over threads, as timed when they were first computed (kept with the cache: a run that "
+          "reads its scores back has a short wall time but still shows their cost).", "",
           "Deviations from the full protocol (the honest list):", "",
           "Why the raw form is missing on the larger datasets: `search.py` divides the raw Gram by its smallest "
           "entry, and for the sum-readout NTK that matrix spans 1.2e6 (IMDB-B, `ntk L3 R1 sum JK`) and 4.5e5 "

@@ -141,8 +141,8 @@ def nested_select(scores: Mapping[str, CandidateScores], c_grid: Sequence[float]
         >>> a = CandidateScores(np.array([[[0.6, 0.7]]]), np.array([[[0.5, 0.9]]]))
         >>> b = CandidateScores(np.array([[[0.7, 0.7]]]), np.array([[[0.1, 0.2]]]))
         >>> r = nested_select({"a": a, "b": b}, [1.0, 10.0])
-        >>> float(r.accuracies[0, 0]), r.selected[0][0]
-        (0.5, {'kernel': 'b', 'C': 1.0})
+        >>> float(r.accuracies[0, 0]), r.selected[0][0]  # inner tie at 0.7: a (first), C = 10
+        (0.9, {'kernel': 'a', 'C': 10.0})
     """
     if not scores:
         raise ValueError("scores is empty: give at least one candidate")

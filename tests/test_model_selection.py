@@ -124,17 +124,21 @@ def test_experiment_resumes_from_cache_with_identical_scores(tmp_path, monkeypat
     y, grams = _data(40)
     splits = repeated_splits(y, 2, 4, seed=0)
     desc = {"nested": True, "gram": "good"}
-    first = exp.nested_scores(lambda: grams["good"], y, splits, np.array(C_GRID), 3, ScoreCache(tmp_path), desc)
+    first, seconds = exp.nested_scores(lambda: grams["good"], y, splits, np.array(C_GRID), 3, ScoreCache(tmp_path),
+                                       desc)
+    assert seconds > 0
 
     def refuse(*a, **k):
         raise AssertionError("recomputed despite a valid cache")
 
     monkeypatch.setattr(exp, "svm_candidate_scores", refuse)
-    again = exp.nested_scores(lambda: grams["good"], y, splits, np.array(C_GRID), 3, ScoreCache(tmp_path), desc)
+    again, seconds_again = exp.nested_scores(lambda: grams["good"], y, splits, np.array(C_GRID), 3,
+                                             ScoreCache(tmp_path), desc)
+    assert seconds_again == seconds  # the cost of the first computation, read back with the scores
     np.testing.assert_array_equal(first.inner, again.inner)
     np.testing.assert_array_equal(first.outer, again.outer)
     # A damaged cache file is recomputed (here: refused, proving it was not trusted).
-    path = next(tmp_path.glob("*.npz"))
+    path = block_path(tmp_path, ScoreCache.key({**desc, "repetition": 0}))
     path.write_bytes(path.read_bytes()[:-40])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CorruptBlockWarning)

@@ -14,7 +14,6 @@ program are sparse linear maps :math:`h' = \text{map}\,h` out of it:
 Example:
     >>> import numpy as np
     >>> from graph_ntk.data.graph import Graph
-from graph_ntk.data.normalization import aggregation_coefficients
     >>> space = NodeSpace.from_graphs([Graph(2, np.array([[0], [1]]))])
     >>> [m.toarray().tolist() for m in space.aggregation_maps("sum", True, None)]
     [[[1.0, 0.0], [1.0, 1.0]]]

@@ -187,6 +187,7 @@ def StructurePool(method: Method, then=None, **options: Any):
     Example:
         >>> import numpy as np
         >>> from neural_tangents import stax
+        >>> from graph_ntk import Aggregate, GlobalSumPool
         >>> net = stax.serial(stax.Dense(8), StructurePool('graclus', stax.serial(Aggregate(), GlobalSumPool())))
         >>> a = np.array([[[0, 1, 0], [1, 0, 1], [0, 1, 0.]]])   # path: pairs {0, 1}, {2}
         >>> float(net[2](np.ones((1, 3, 2)), None, 'nngp', pattern=(a, a))[0, 0])

@@ -106,7 +106,7 @@ def topk_pool(p: jnp.ndarray, x: jnp.ndarray, adjacency: jnp.ndarray, node_mask:
     Example:
         >>> x = jnp.array([[[1.0], [3.0], [2.0]]]); a = jnp.ones((1, 3, 3))
         >>> out = topk_pool(jnp.array([1.0]), x, a, ratio=2)
-        >>> out.x[0, :, 0].round(3).tolist()   # nodes 1 and 2, gated by tanh(3), tanh(2)
+        >>> [round(v, 3) for v in out.x[0, :, 0].tolist()]   # nodes 1 and 2, gated by tanh(3), tanh(2)
         [2.985, 1.928]
     """
     _check_selection(ratio, min_score, nonlinearity)

@@ -1,0 +1,58 @@
+"""Every docstring example in the package and the TU experiment runs and prints what it shows.
+
+A user copies these examples first, so a stale one is a bug: each module's examples are one
+test here (``doctest``), and a module whose docstring cannot even be parsed fails too.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import importlib.util
+import pkgutil
+import sys
+from pathlib import Path
+
+import pytest
+
+import graph_ntk
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS = ROOT / "experiments"
+PACKAGE_MODULES = sorted(m.name for m in pkgutil.walk_packages(graph_ntk.__path__, "graph_ntk."))
+EXPERIMENT_MODULES = ["tu_gntk", "tu_gntk_report", "tu_inputs"]
+
+
+def _experiment(name: str):
+    sys.path.insert(0, str(EXPERIMENTS))  # the experiment imports its sibling modules
+    try:
+        spec = importlib.util.spec_from_file_location(f"doc_examples_{name}", EXPERIMENTS / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.path.remove(str(EXPERIMENTS))
+
+
+def _run(module) -> None:
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    tests = [t for t in finder.find(module, module.__name__) if t.examples]
+    for t in tests:
+        runner.run(t, out=lambda s: sys.stdout.write(s))
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {module.__name__} failed (above)"
+
+
+def test_modules_found():
+    assert "graph_ntk.model_selection" in PACKAGE_MODULES and len(PACKAGE_MODULES) > 20
+
+
+@pytest.mark.parametrize("name", PACKAGE_MODULES)
+def test_package_examples(name):
+    _run(importlib.import_module(name))
+
+
+@pytest.mark.parametrize("name", EXPERIMENT_MODULES)
+def test_experiment_examples(name):
+    _run(_experiment(name))
