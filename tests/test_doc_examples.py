@@ -1,4 +1,5 @@
-"""Every docstring example in the package and the TU experiment runs and prints what it shows.
+"""Every docstring example in the package and the TU experiment runs and prints what it shows,
+and every python block of ``docs/*.md`` runs.
 
 A user copies these examples first, so a stale one is a bug: each module's examples are one
 test here (``doctest``), and a module whose docstring cannot even be parsed fails too.
@@ -10,6 +11,7 @@ import doctest
 import importlib
 import importlib.util
 import pkgutil
+import re
 import sys
 from pathlib import Path
 
@@ -56,3 +58,16 @@ def test_package_examples(name):
 @pytest.mark.parametrize("name", EXPERIMENT_MODULES)
 def test_experiment_examples(name):
     _run(_experiment(name))
+
+
+DOC_BLOCKS = [(p.name, i, code) for p in sorted((ROOT / "docs").glob("*.md"))
+              for i, code in enumerate(re.findall(r"```python\n(.*?)```", p.read_text(), flags=re.S))]
+
+
+def test_doc_blocks_found():
+    assert any(name == "pooling.md" for name, _, _ in DOC_BLOCKS)
+
+
+@pytest.mark.parametrize("name,i,code", DOC_BLOCKS, ids=[f"{n}[{i}]" for n, i, _ in DOC_BLOCKS])
+def test_docs_python_blocks_run(name, i, code):
+    exec(compile(code, f"docs/{name} block {i}", "exec"), {})
