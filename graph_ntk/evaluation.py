@@ -238,10 +238,29 @@ def _check_inner_splits(inner_splits: Any) -> int:
 
 def _check(K: np.ndarray, y: np.ndarray, folds) -> tuple[np.ndarray, np.ndarray, list]:
     K = check_gram(K)
+    if K.shape[0] == 0:
+        raise ValueError("K is 0 x 0: give the Gram matrix of a dataset with at least two graphs")
     y = np.asarray(y)
     if y.shape != (K.shape[0],):
         raise ValueError(f"y must have one label per row of K ({K.shape[0]}), got shape {y.shape}")
-    folds = default_folds(y) if folds is None else [(np.asarray(tr), np.asarray(te)) for tr, te in folds]
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError(f"y contains NaN or infinite labels (first at {int(np.flatnonzero(~np.isfinite(y))[0])}); "
+                         "give every graph a class label")
+    if folds is None:
+        folds = default_folds(y)
+    else:
+        pairs = []
+        for k, fold in enumerate(folds):
+            # A bare index array or a ragged part would fail in tuple unpacking or numpy.
+            if not isinstance(fold, (tuple, list)) or len(fold) != 2:
+                raise ValueError(f"fold {k} must be a (train_idx, test_idx) pair, got {type(fold).__name__}"
+                                 + (f" of length {len(fold)}" if hasattr(fold, "__len__") else ""))
+            try:
+                pairs.append((np.asarray(fold[0]), np.asarray(fold[1])))
+            except ValueError:
+                raise ValueError(f"fold {k}: its train or test part is a ragged list; give 1-D integer index "
+                                 "arrays") from None
+        folds = pairs
     if not folds:
         raise ValueError("folds is empty: give (train_idx, test_idx) pairs, or None for 10 stratified folds")
     for k, (tr, te) in enumerate(folds):

@@ -34,6 +34,12 @@ def _blocks(k_train_train, k_test_train):
         raise ValueError(f"k_train_train must be square, got shape {k_tt.shape}")
     if k_st.ndim != 2 or k_st.shape[1] != n:
         raise ValueError(f"k_test_train must have shape (n_test, {n}), got {k_st.shape}")
+    # NaN in k_test_train would otherwise pass the Cholesky and turn into arbitrary arg-max
+    # predictions (class 0); NaN in k_train_train fails inside scipy without naming the input.
+    for name, k in (("k_train_train (train x train kernel)", k_tt), ("k_test_train (test x train kernel)", k_st)):
+        if not np.isfinite(k).all():
+            i, j = np.argwhere(~np.isfinite(k))[0]
+            raise ValueError(f"{name} contains NaN or infinite entries (first at [{i}, {j}]); recompute the kernel")
     return k_tt, k_st, n
 
 

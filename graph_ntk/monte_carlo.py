@@ -29,7 +29,7 @@ import numpy as np
 from neural_tangents import stax
 
 from graph_ntk.data.batch import GraphBatch, kernel_kwargs
-from graph_ntk.data.graph import Graph
+from graph_ntk.data.graph import Graph, as_count
 
 __all__ = ["KernelEstimate", "monte_carlo_kernel"]
 
@@ -49,7 +49,12 @@ class KernelEstimate:
 
 def _batches(first, second, num_tags: int | None) -> tuple[GraphBatch, GraphBatch | None]:
     """Both sets as batches padded to one node count (lists are padded here)."""
-    sets = [first] if second is None else [first, second]
+    from graph_ntk.engine.inputs import _as_graph_list
+
+    # Lists are checked here, so an empty list or a stray object gets a message naming it
+    # instead of failing inside max() or GraphBatch.from_graphs.
+    sets = [s if isinstance(s, GraphBatch) else _as_graph_list(s, name)[0]
+            for s, name in ((first, "graphs_or_batch"), (second, "graphs2"))[:1 if second is None else 2]]
     n = max(s.x.shape[1] if isinstance(s, GraphBatch) else max(g.num_nodes for g in s) for s in sets)
     batches = [s if isinstance(s, GraphBatch) else GraphBatch.from_graphs(list(s), n_max=n, num_tags=num_tags)
                for s in sets]
@@ -106,10 +111,13 @@ def monte_carlo_kernel(
     kinds = (get,) if isinstance(get, str) else tuple(get)
     if not kinds or any(kind not in _KINDS for kind in kinds):
         raise ValueError(f"get must be 'nngp', 'ntk' or a tuple of them, got {get!r}")
+    n_groups = as_count(n_groups, "n_groups", 1)
+    n_samples = as_count(n_samples, "n_samples", 1)
     if n_groups < 2:
         raise ValueError(f"n_groups must be >= 2 to estimate a standard error, got {n_groups}")
     if n_samples < n_groups or n_samples % n_groups:
         raise ValueError(f"n_samples ({n_samples}) must be a positive multiple of n_groups ({n_groups})")
+    batch_size = as_count(batch_size, "batch_size", 0)
     init_fn, apply_fn = network[0], network[1]
 
     b1, b2 = _batches(graphs_or_batch, graphs2, num_tags)

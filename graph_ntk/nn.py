@@ -161,12 +161,14 @@ def Dense(out_dim: int, W_std: float = 1.0, b_std: float | None = None, batch_ax
 
 def Scale(c: float) -> Network:
     """Multiplication by a constant: kernels scale by :math:`c^2` (:class:`graph_ntk.Scale`)."""
+    c = P.scale_constant(c)
+
     def build():
         from graph_ntk.layers.scale import Scale as StaxScale
 
         return StaxScale(c)
 
-    return _leaf((P.Scale(float(c)),), build)
+    return _leaf((P.Scale(c),), build)
 
 
 # ----------------------------------------------------------------------- nonlinearities

@@ -40,6 +40,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from graph_ntk.data.graph import as_count
 from graph_ntk.gp import gp_posterior_mean, gp_posterior_variance
 
 __all__ = ["DEFAULT_REGS", "NodeGPResult", "gp_posterior_mean", "gp_posterior_variance", "node_gp",
@@ -61,7 +62,11 @@ def _labels(y: np.ndarray, num_classes: int, name: str) -> np.ndarray:
 def node_gp_predict(K_train_train: np.ndarray, K_test_train: np.ndarray, y_train: np.ndarray, num_classes: int,
                     reg: float) -> np.ndarray:
     """Predicted class of each test node: argmax of the GP posterior mean on one-hot targets."""
+    num_classes = as_count(num_classes, "num_classes")
     y_train = _labels(y_train, num_classes, "y_train")
+    if np.ndim(K_train_train) == 2 and y_train.shape[0] != np.shape(K_train_train)[0]:
+        raise ValueError(f"y_train must have one label per row of K_train_train ({np.shape(K_train_train)[0]}), "
+                         f"got {y_train.shape[0]}")
     return gp_posterior_mean(K_train_train, K_test_train, np.eye(num_classes)[y_train], reg).argmax(axis=1)
 
 
@@ -74,6 +79,7 @@ def node_gp_classify(K_train_train: np.ndarray, K_test_train: np.ndarray, y_trai
         >>> node_gp_classify(k[:2][:, :2], k[2:][:, :2], np.array([0, 1]), 2, 0.01, np.array([0]))
         1.0
     """
+    num_classes = as_count(num_classes, "num_classes")
     y_test = _labels(y_test, num_classes, "y_test")
     pred = node_gp_predict(K_train_train, K_test_train, y_train, num_classes, reg)
     if pred.shape != y_test.shape:
@@ -128,11 +134,24 @@ def node_gp_select(
         >>> r.test_accuracy
         1.0
     """
+    num_classes = as_count(num_classes, "num_classes")
     y = np.asarray(y)
-    train_idx, val_idx, test_idx = (np.asarray(i, dtype=np.int64) for i in (train_idx, val_idx, test_idx))
+    if y.ndim != 1:
+        raise ValueError(f"y must be a 1-D array of node labels, got shape {y.shape}")
+    splits = []
     for name, idx in (("train_idx", train_idx), ("val_idx", val_idx), ("test_idx", test_idx)):
+        idx = np.asarray(idx)
         if idx.ndim != 1 or not idx.size:
             raise ValueError(f"{name} must be a non-empty 1-D array of node indices")
+        # Float indices would be truncated and a boolean mask read as node ids 0 and 1.
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"{name} must hold integer node indices, got dtype {idx.dtype}"
+                            + ("; use np.flatnonzero(mask) for a boolean mask" if idx.dtype == bool else ""))
+        if idx.min() < 0 or idx.max() >= y.size:
+            bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
+            raise ValueError(f"{name} holds node {bad}, outside 0..{y.size - 1} (y has {y.size} labels)")
+        splits.append(idx.astype(np.int64))
+    train_idx, val_idx, test_idx = splits
     regs = sorted(float(r) for r in regs)
     if not regs:
         raise ValueError("regs is empty: give at least one ridge value")
@@ -143,6 +162,9 @@ def node_gp_select(
     block = np.asarray(kernel_block(rows, cols), np.float64)
     if block.shape != (rows.size, cols.size):
         raise ValueError(f"kernel_block returned shape {block.shape}, expected {(rows.size, cols.size)}")
+    if not np.isfinite(block).all():
+        raise ValueError("the node kernel contains NaN or infinite entries (it overflowed); rescale the features x "
+                         "or use fewer layers")
     n_tr, n_val = train_idx.size, val_idx.size
     k_tt, k_vt, k_st = block[:n_tr, :n_tr], block[n_tr:n_tr + n_val, :n_tr], block[n_tr + n_val:, :n_tr]
     k_test_diag = np.diagonal(block[n_tr + n_val:, n_tr:]).copy()

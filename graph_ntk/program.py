@@ -37,8 +37,9 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
 __all__ = [
     "ABRelu",
@@ -118,6 +119,23 @@ class Scale:
     """Multiplication by the constant ``c``."""
 
     c: float
+
+
+def scale_constant(c: Any) -> float:
+    """``c`` as a finite float, for the ``Scale`` layers (both the program op and NT's triple).
+
+    A NaN or infinite ``c`` would otherwise only surface as a non-finite Gram matrix,
+    blamed on overflow.
+
+    Example:
+        >>> scale_constant(2)
+        2.0
+    """
+    if isinstance(c, bool) or not isinstance(c, numbers.Real):
+        raise TypeError(f"Scale: c must be a real number, got {c!r} ({type(c).__name__})")
+    if not math.isfinite(c):
+        raise ValueError(f"Scale: c must be finite, got {c!r}")
+    return float(c)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,11 @@ def _graphs_of(X: Any, argname: str = "X") -> list[Graph]:
             X = X[:, 0]
         if X.ndim != 1:
             raise ValueError(f"{argname} must be a 1-D sequence of graphs, got an array of shape {X.shape}")
+    # scikit-learn passes X through as given, so a lone Graph or a number reaches us here.
+    if isinstance(X, Graph):
+        raise TypeError(f"{argname} must be a sequence of Graph, got a single Graph; wrap it in a list")
+    if not hasattr(X, "__iter__"):
+        raise TypeError(f"{argname} must be a list of graph_ntk.Graph (or a GraphDataset), got {type(X).__name__}")
     graphs = list(X)
     for i, g in enumerate(graphs):
         if not isinstance(g, Graph):

@@ -22,18 +22,25 @@ from graph_ntk import (
     Graph,
     GraphBatch,
     GraphDataset,
+    GraphKernelTransformer,
     evaluate,
+    gntk,
     graph_from_networkx,
     graph_from_scipy,
     gram,
     kernel_kwargs,
+    make_demo_dataset,
+    nn,
+    node_gp_classify,
     one_hot,
+    wl_subtree_gram,
 )
 from graph_ntk.engine.inputs import _input_dim
 from graph_ntk.datasets import DatasetFormatError, load_gin, load_planetoid, load_tu
 from graph_ntk.kernels.lowrank import lowrank_node_kernel
 from graph_ntk.kernels.node_kernel import exact_node_kernel
 from graph_ntk.models.node import gcn, node_kernel
+from graph_ntk.node_inference import node_gp_select
 
 EI = np.array([[0, 1, 1, 2], [1, 0, 2, 1]])  # a path on 3 nodes
 
@@ -83,6 +90,27 @@ def networkx_with(node_data=None, edge_data=None) -> nx.Graph:
 
 def node_call(fn, x=None, edge_index=EI, **kw):
     return lambda: fn(gcn(1), np.eye(3) if x is None else x, edge_index, **kw)
+
+
+K4 = np.array([[1.0, 0.0, 0.9, 0.1], [0.0, 1.0, 0.1, 0.8], [0.9, 0.1, 1.0, 0.0], [0.1, 0.8, 0.0, 1.0]])
+Y4 = np.array([0, 1, 0, 1])
+
+
+def block4(rows, cols):
+    return K4[np.ix_(rows, cols)]
+
+
+def monte_carlo(graphs, graphs2=None, **kw):
+    from graph_ntk.monte_carlo import monte_carlo_kernel  # loads JAX, so only when a case needs it
+
+    kw.setdefault("n_samples", 8)
+    return monte_carlo_kernel(gntk(1, 1, input_dim=2, width=4), graphs, graphs2, key=None, **kw)
+
+
+def stax_scale(c):
+    from graph_ntk.layers.scale import Scale  # neural-tangents' layer, imported only here
+
+    return Scale(c)
 
 
 # ----------------------------------------------------------------------- in-memory cases
@@ -281,7 +309,56 @@ CASES = [
     ("exact-network", lambda: exact_node_kernel("gcn", np.eye(3), EI), ValueError, r"network must be a graph_ntk.nn description"),
     ("stax-node_kernel-x-nan", lambda: node_kernel(gcn(1)[2], nan_at((3, 3), (0, 2)), EI), ValueError,
      r"x contains NaN.*node 0"),
+    ("exact-x-no-features", node_call(exact_node_kernel, np.zeros((3, 0))), ValueError, r"x has shape \(3, 0\), no features"),
+    # Node-level presets and the GNTK builders
+    ("gcn-width-zero", lambda: gcn(2, width=0), ValueError, r"width must be an integer >= 1"),
+    ("gcn-out_dim-zero", lambda: gcn(2, out_dim=0), ValueError, r"out_dim must be an integer >= 1"),
+    ("gcn-num_layers-None", lambda: gcn(None), TypeError, r"num_layers must be an integer"),
+    ("gntk-width-zero", lambda: gntk(2, input_dim=3, width=0), ValueError, r"width must be .*an integer >= 1"),
+    ("gntk-input_dim-float", lambda: gntk(2, input_dim=2.5), ValueError, r"input_dim must be .*an integer >= 1"),
+    ("gntk-num_blocks-float", lambda: gntk(2.5, input_dim=3), ValueError, r"num_blocks must be an integer >= 1"),
+    ("nn-Scale-nan", lambda: nn.Scale(float("nan")), ValueError, r"Scale: c must be finite"),
+    ("nn-Scale-str", lambda: nn.Scale("2"), TypeError, r"Scale: c must be a real number"),
+    ("stax-Scale-inf", lambda: stax_scale(float("inf")), ValueError, r"Scale: c must be finite"),
+    # Node-level GP inference
+    ("node_gp-train_idx-range", lambda: node_gp_select(block4, Y4, [0, 9], [2], [3], 2), ValueError,
+     r"train_idx holds node 9, outside 0\.\.3"),
+    ("node_gp-test_idx-y-short", lambda: node_gp_select(block4, Y4[:3], [0, 1], [2], [3], 2), ValueError,
+     r"test_idx holds node 3, outside 0\.\.2"),
+    ("node_gp-train_idx-float", lambda: node_gp_select(block4, Y4, [0.0, 1.0], [2], [3], 2), TypeError,
+     r"train_idx must hold integer node indices"),
+    ("node_gp-val_idx-mask", lambda: node_gp_select(block4, Y4, [0, 1], np.array([0, 0, 1, 0], bool), [3], 2),
+     TypeError, r"val_idx must hold integer.*flatnonzero"),
+    ("node_gp-num_classes-float", lambda: node_gp_select(block4, Y4, [0, 1], [2], [3], 2.5), TypeError,
+     r"num_classes must be an integer"),
+    ("node_gp-kernel-nan", lambda: node_gp_select(lambda r, c: np.full((r.size, c.size), np.nan), Y4, [0, 1], [2],
+                                                  [3], 2),
+     ValueError, r"node kernel contains NaN"),
+    ("classify-K_test_train-nan", lambda: node_gp_classify(np.eye(2), np.full((1, 2), np.nan), [0, 1], 2, 0.1, [0]),
+     ValueError, r"k_test_train .*contains NaN"),
+    ("classify-K_train_train-inf", lambda: node_gp_classify(np.full((2, 2), np.inf), np.ones((1, 2)), [0, 1], 2, 0.1, [0]),
+     ValueError, r"k_train_train .*contains NaN or infinite"),
+    ("classify-y_train-length", lambda: node_gp_classify(np.eye(2), np.ones((1, 2)), [0, 1, 0], 2, 0.1, [0]),
+     ValueError, r"y_train must have one label per row of K_train_train \(2\)"),
+    # Graph collections outside gram()
+    ("wl-graphs-single", lambda: wl_subtree_gram(lab3()), TypeError, r"graphs must be a sequence.*single Graph"),
+    ("wl-graphs-int", lambda: wl_subtree_gram(3), TypeError, r"graphs must be a GraphDataset or a sequence"),
+    ("transformer-X-single", lambda: GraphKernelTransformer(GNTK(1, 1)).fit(lab3()), TypeError,
+     r"X must be a sequence of Graph, got a single Graph"),
+    ("transformer-X-int", lambda: GraphKernelTransformer(GNTK(1, 1)).fit(4), TypeError, r"X must be a list of"),
+    ("monte_carlo-graphs-empty", lambda: monte_carlo([]), ValueError, r"graphs_or_batch is empty"),
+    ("monte_carlo-graphs-single", lambda: monte_carlo(lab3()), TypeError, r"graphs_or_batch must be a sequence"),
+    ("monte_carlo-graphs2-non-graph", lambda: monte_carlo([lab3()], ["g"]), TypeError, r"graphs2\[0\] is a str"),
+    ("monte_carlo-n_groups-float", lambda: monte_carlo([lab3()], n_groups=2.0), TypeError, r"n_groups must be an integer"),
+    ("monte_carlo-batch_size-neg", lambda: monte_carlo([lab3()], batch_size=-1), ValueError, r"batch_size must be at least 0"),
+    ("demo-n_graphs-float", lambda: make_demo_dataset(2.5), TypeError, r"n_graphs must be an integer"),
     # evaluate()
+    ("evaluate-K-empty", lambda: evaluate(np.zeros((0, 0)), np.zeros(0)), ValueError, r"K is 0 x 0"),
+    ("evaluate-y-nan", lambda: evaluate(np.eye(6) + 1, nan_at(6, 3)), ValueError, r"y contains NaN.*first at 3"),
+    ("evaluate-fold-not-pair", lambda: evaluate(np.eye(6) + 1, np.arange(6) % 2, [np.arange(4)]), ValueError,
+     r"fold 0 must be a \(train_idx, test_idx\) pair"),
+    ("evaluate-fold-ragged", lambda: evaluate(np.eye(6) + 1, np.arange(6) % 2, [([0, 1], [[2], [3, 4]])]), ValueError,
+     r"fold 0: its train or test part is a ragged list"),
     ("evaluate-y-length", lambda: evaluate(np.eye(6) + 1, np.arange(5) % 2), ValueError, r"y must have one label per row of K \(6\)"),
     ("evaluate-K-not-square", lambda: evaluate(np.ones((6, 5)), np.arange(6) % 2), ValueError, r"K must be a square Gram matrix"),
     ("evaluate-K-1d", lambda: evaluate(np.ones(6), np.arange(6) % 2), ValueError, r"K must be a square Gram matrix"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from graph_ntk.data.graph import Graph, GraphDataset
+from graph_ntk.data.graph import Graph, GraphDataset, as_count
 
 __all__ = ["make_demo_dataset", "DEMO_CLASSES"]
 
@@ -77,8 +77,7 @@ def make_demo_dataset(n_graphs: int = 300, seed: int = 0) -> GraphDataset:
         >>> len(ds), ds.num_tags, len(ds.folds)
         (100, 4, 10)
     """
-    if n_graphs < 1:
-        raise ValueError(f"n_graphs must be at least 1, got {n_graphs}")
+    n_graphs = as_count(n_graphs, "n_graphs")  # 2.5 graphs is refused, not failed on deep in numpy
     rng = np.random.default_rng(seed)
     family = rng.permutation(np.arange(n_graphs) % len(_FAMILIES))
     graphs = []

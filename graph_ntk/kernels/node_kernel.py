@@ -100,6 +100,9 @@ def check_node_graph(x: np.ndarray, edge_index, edge_weight=None) -> np.ndarray:
         raise TypeError(f"x must be an (num_nodes, features) array, got {type(x).__name__}")
     if x.ndim != 2:
         raise ValueError(f"x must be (num_nodes, features), got shape {x.shape}")
+    if x.shape[1] == 0:  # the input kernel x x^T / F would divide by F = 0
+        raise ValueError(f"x has shape {x.shape}, no features per node: give at least one feature column "
+                         "(e.g. np.ones((num_nodes, 1)) for a featureless graph)")
     values = x.tocsr().data if sp.issparse(x) else x
     if values.dtype.kind not in "biuf":
         raise TypeError(f"x must hold real-valued node features, got dtype {values.dtype}; convert them to floats")

@@ -44,6 +44,11 @@ def _check_h(h: Any) -> int:
 
 
 def _as_list(graphs: Any, name: str) -> list[Graph]:
+    # A lone Graph or a number would otherwise fail inside list() with "... is not iterable".
+    if isinstance(graphs, Graph):
+        raise TypeError(f"{name} must be a sequence of Graph, got a single Graph; wrap it in a list")
+    if not isinstance(graphs, GraphDataset) and not hasattr(graphs, "__iter__"):
+        raise TypeError(f"{name} must be a GraphDataset or a sequence of graph_ntk.Graph, got {type(graphs).__name__}")
     graphs = list(graphs.graphs if isinstance(graphs, GraphDataset) else graphs)
     if not graphs:
         raise ValueError(f"{name} must contain at least one graph")

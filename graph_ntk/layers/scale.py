@@ -5,6 +5,8 @@ from __future__ import annotations
 from neural_tangents import stax
 from neural_tangents import Kernel
 
+from graph_ntk.program import scale_constant
+
 
 @stax.layer
 @stax.supports_masking(remask_kernel=False)
@@ -20,7 +22,7 @@ def Scale(c: float):
         >>> apply_fn((), np.ones(3)).tolist()
         [2.0, 2.0, 2.0]
     """
-    c = float(c)
+    c = scale_constant(c)
 
     def init_fn(rng, input_shape):
         return input_shape, ()

@@ -31,7 +31,9 @@ Implementation = Literal["DENSE", "SPARSE"]
 
 # --------------------------------------------------------------------------- presets
 def _check_positive_int(name: str, value: int, minimum: int = 1) -> int:
-    if int(value) != value or value < minimum:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r} ({type(value).__name__})")
+    if not float(value).is_integer() or value < minimum:  # is_integer() is False for NaN and inf too
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
@@ -70,6 +72,7 @@ def gcn(
     """
     num_layers = _check_positive_int("num_layers", num_layers)
     _check_std(W_std, b_std)
+    width, out_dim = _check_positive_int("width", width), _check_positive_int("out_dim", out_dim)
     layers = []
     for layer in range(num_layers):
         last = layer == num_layers - 1
@@ -105,6 +108,7 @@ def gin(
     num_layers = _check_positive_int("num_layers", num_layers)
     mlp_layers = _check_positive_int("mlp_layers", mlp_layers)
     _check_std(W_std, b_std)
+    width, out_dim = _check_positive_int("width", width), _check_positive_int("out_dim", out_dim)
     layers = []
     for _ in range(num_layers):
         layers.append(nn.Aggregate("sum", True, implementation))
@@ -150,6 +154,7 @@ def sage(
     if combine not in ("concat", "sum"):
         raise ValueError(f"combine must be 'concat' or 'sum', got {combine!r}")
     _check_std(W_std, b_std)
+    width, out_dim = _check_positive_int("width", width), _check_positive_int("out_dim", out_dim)
     layers = []
     for _ in range(num_layers):
         neighbours = nn.Aggregate("mean", False, implementation)
@@ -223,6 +228,7 @@ def gcnii(
     if any(not 0.0 <= b <= 1.0 for b in betas):
         raise ValueError(f"beta must lie in [0, 1], got {betas}")
     _check_std(W_std, b_std)
+    width, out_dim = _check_positive_int("width", width), _check_positive_int("out_dim", out_dim)
 
     # `stax` has no layer that picks h^(0) out of a list, so h^(0) is carried by nesting:
     # net_{l+1}(h0) = net_l(h0) -> step_l  +  alpha * V relu(h0), each a branch of a FanOut.
