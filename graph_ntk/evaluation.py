@@ -479,6 +479,7 @@ def evaluate(
     if not protocols or any(p not in known for p in protocols):
         raise ValueError(f"protocols must be drawn from {known}, got {protocols!r}")
     # Every input problem is reported before any protocol spends minutes on the others.
+    folds = None if folds is None else list(folds)  # each protocol reads them: a generator only once
     _check(K, y, folds)
     if "paper" in protocols:
         _grid(c_grid, "c_grid")

@@ -292,3 +292,16 @@ def test_inner_folds_too_small_names_the_fold():
     tr, te = np.arange(1, 20), np.array([0])
     with pytest.raises(ValueError, match="fold 0: its training part has a class with 1 graph"):
         svm_nested_cv(K, y, [(tr, te)], c_grid=[1.0], inner_splits=2)
+
+
+def test_folds_may_be_a_generator(demo):
+    # Each protocol reads the folds again; a generator must not come back empty the second time.
+    ds, K = demo
+    folds = [(np.asarray(tr), np.asarray(te)) for tr, te in default_folds(ds.y, n_splits=3)]
+    listed = evaluate(K, ds.y, folds, protocols=("paper", "nested"), c_grid=[1.0], nested_c_grid=[1.0],
+                      inner_splits=2)
+    streamed = evaluate(K, ds.y, (f for f in folds), protocols=("paper", "nested"), c_grid=[1.0],
+                        nested_c_grid=[1.0], inner_splits=2)
+    assert len(streamed.results) == len(listed.results) == 3
+    for a, b in zip(streamed.results, listed.results):
+        np.testing.assert_array_equal(a.fold_accuracies, b.fold_accuracies)
