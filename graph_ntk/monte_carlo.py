@@ -70,7 +70,7 @@ def monte_carlo_kernel(
     graphs2: GraphBatch | Sequence[Graph] | None = None,
     *,
     n_samples: int,
-    key: jax.Array,
+    key: jax.Array | int,
     get: str | Sequence[str] = ("nngp", "ntk"),
     batch_size: int = 0,
     n_groups: int = 8,
@@ -86,7 +86,7 @@ def monte_carlo_kernel(
         graphs2: the second set (default: the first). Lists are padded to the node count
             of the larger set; batches must be both dense or both sparse.
         n_samples: number of sampled networks; a multiple of ``n_groups``.
-        key: ``jax.random.PRNGKey`` for the initialisations.
+        key: ``jax.random.PRNGKey`` for the initialisations, or an integer seed.
         get: ``'nngp'``, ``'ntk'`` or a tuple of them.
         batch_size: compute the kernel in blocks of this many graphs (must divide both
             set sizes; 0 = all at once), as ``neural_tangents.monte_carlo_kernel_fn``.
@@ -102,11 +102,12 @@ def monte_carlo_kernel(
         ``mean`` has the exact kernel's shape, e.g. ``(B1, B2)`` after a readout.
 
     Example:
-        >>> from graph_ntk import Aggregate, GlobalSumPool              # doctest: +SKIP
-        >>> net = stax.serial(stax.Dense(64), Aggregate(), stax.Relu(), GlobalSumPool())  # doctest: +SKIP
-        >>> est = monte_carlo_kernel(net, graphs, n_samples=64, key=jax.random.PRNGKey(0), get='nngp')  # doctest: +SKIP
-        >>> est.mean.shape, bool((est.stderr >= 0).all())                # doctest: +SKIP
-        ((3, 3), True)
+        >>> from graph_ntk import Aggregate, GlobalSumPool, Graph
+        >>> g = Graph(3, np.array([[0, 1], [1, 2]]), x=np.eye(3))
+        >>> net = stax.serial(stax.Dense(64), Aggregate(), stax.Relu(), GlobalSumPool())
+        >>> est = monte_carlo_kernel(net, [g, g], n_samples=16, key=0, get='nngp')
+        >>> est.mean.shape, bool((est.stderr >= 0).all())
+        ((2, 2), True)
     """
     kinds = (get,) if isinstance(get, str) else tuple(get)
     if not kinds or any(kind not in _KINDS for kind in kinds):
@@ -118,6 +119,8 @@ def monte_carlo_kernel(
     if n_samples < n_groups or n_samples % n_groups:
         raise ValueError(f"n_samples ({n_samples}) must be a positive multiple of n_groups ({n_groups})")
     batch_size = as_count(batch_size, "batch_size", 0)
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        key = jax.random.PRNGKey(int(key))  # a plain seed, as users pass to numpy
     init_fn, apply_fn = network[0], network[1]
 
     b1, b2 = _batches(graphs_or_batch, graphs2, num_tags)
