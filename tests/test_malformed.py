@@ -129,6 +129,7 @@ CASES = [
     ("graph-edge_index-float-frac", lambda: Graph(3, [[0.5, 1], [1, 0]]), TypeError, r"edge_index must hold integer"),
     ("graph-edge_index-str", lambda: Graph(3, [["0", "1"], ["1", "0"]]), TypeError, r"edge_index must hold integer"),
     ("graph-edge_index-bool", lambda: Graph(3, [[True], [False]]), TypeError, r"edge_index must hold integer"),
+    ("graph-x-no-columns", lambda: Graph(3, EI, x=np.ones((3, 0))), ValueError, r"x has shape \(3, 0\): no feature"),
     ("graph-edge_index-3rows", lambda: Graph(3, np.zeros((3, 2), int)), ValueError, r"edge_index must have shape \(2"),
     ("graph-edge_index-transposed", lambda: Graph(3, EI.T), ValueError, r"edge_index must have shape.*transpose"),
     ("graph-edge_index-1d", lambda: Graph(3, [0, 1]), ValueError, r"edge_index must have shape \(2"),

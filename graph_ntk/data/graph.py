@@ -135,6 +135,9 @@ class Graph:
             x = as_float_array(self.x, "x", "node features")
             if x.ndim != 2 or x.shape[0] != n:
                 raise ValueError(f"x must have shape ({n}, num_features), got {x.shape}")
+            if x.shape[1] == 0:  # every kernel of such a graph would be 0 / 0
+                raise ValueError(f"x has shape {x.shape}: no feature columns; give at least one, or leave x=None "
+                                 "and describe the nodes by node_labels")
             check_finite(x, "x", "clean or impute the node features first")
             object.__setattr__(self, "x", x)
         if self.edge_weight is not None:
