@@ -456,7 +456,14 @@ def evaluate(
     inner_splits: int = 5,
     seed: int = 0,
 ) -> EvaluationResult:
-    """Run several protocols on one Gram matrix.
+    r"""Run several protocols on one Gram matrix.
+
+    With :math:`\mathrm{acc}_f(C)` the test accuracy on fold :math:`f` of an SVM with
+    penalty :math:`C` on the precomputed kernel, the paper protocol (Du et al., 2019) reports
+    :math:`\max_C \frac1F\sum_f \mathrm{acc}_f(C)`, on :math:`K` and on its cosine form
+    :math:`K_{ij}/\sqrt{K_{ii}K_{jj}}` (``C`` chosen on the test folds: optimistic). The nested
+    protocols choose ``C`` (or the GP's diagonal regulariser) per outer fold by inner
+    cross-validation on that fold's training graphs only, and report the mean outer accuracy.
 
     Args:
         K: the ``(n, n)`` Gram matrix.
