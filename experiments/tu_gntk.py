@@ -465,7 +465,11 @@ def run_dataset(name: str, args) -> dict:
 
     paper_cands = [(k, f) for k, f in forms(grams, args.paper_forms, False).items()
                    if k.split()[0] in args.paper_kernels and in_reference_grid(k.split("|")[0], depths)]
-    paper_acc = dict(pool.map(partial(paper_run, c_grid=c_paper), paper_cands))
+    paper_acc = {}
+    for k, acc in pool.map(partial(paper_run, c_grid=c_paper), paper_cands):
+        paper_acc[k] = acc
+        if len(paper_acc) % 10 == 0:  # the sweep runs for up to an hour: show it moves
+            _log(f"{name}: paper scores {len(paper_acc)}/{len(paper_cands)} ({time.perf_counter() - t:.0f} s)")
     paper = {k: _paper_best(acc, c_paper) for k, acc in paper_acc.items()}
     result["paper_search"] = paper_search(paper_acc, args.paper_c_step)
     result["paper_per_fold"] = per_fold_selection(paper_acc)
