@@ -141,7 +141,9 @@ def pool_adjacency(s: np.ndarray, adjacency: np.ndarray) -> np.ndarray:
         >>> pool_adjacency(np.array([[1.], [1.]]), np.array([[0, 1], [1, 0.]])).tolist()
         [[2.0]]
     """
-    return np.einsum("...ik,...ij,...jl->...kl", s, adjacency, s)
+    # Two matmuls: a three-operand einsum without a contraction path loops over all four
+    # indices at once (O(n^2 K^2) per graph; 0.45 s for a 40-node PROTEINS graph).
+    return np.swapaxes(s, -1, -2) @ adjacency @ s
 
 
 _METHODS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
