@@ -639,3 +639,32 @@ def test_fast_abrelu_float32_equals_nt_rule(a, b, dense):
         assert lam_t.dtype == np.float32
         np.testing.assert_allclose(lam_t[0], k_ref, rtol=0, atol=8 * eps32)
         np.testing.assert_allclose(tau_t[0], t_ref, rtol=0, atol=8 * eps32 * float(np.abs(t_ref).max()))
+
+
+def test_memory_plan_counts_the_items_of_coarsened_graphs(monkeypatch):
+    # A coarse node sums several items, so after a StructurePool the graphs can hold more
+    # items than before it; the plan must size memory by the largest stage the executor holds.
+    from graph_ntk.engine import item_path
+    from graph_ntk.kernels import dense_exec
+
+    graphs = make_graphs("labels", seed=4, sizes=tuple(np.random.default_rng(5).integers(4, 14, 30)))
+    net = gn.hierarchical_gntk("graclus", 2, 1, 1, input_dim=NUM_TAGS)
+    held = []
+    original = dense_exec._linear_map
+
+    def spy(st, maps, space, width):
+        out = original(st, maps, space, width)
+        held.append(out.num_items)
+        return out
+    monkeypatch.setattr(dense_exec, "_linear_map", spy)
+    whole = gram(net, graphs, num_tags=NUM_TAGS, progress=False)
+    program = P.normalize(net.program)  # as the engine runs it
+    fine, counts = item_path.item_counts(program, graphs, NUM_TAGS)
+    graph_stages = [n for n in held if n > len(graphs)]  # the readouts hold one item per graph or fewer
+    assert max(counts) == max(graph_stages) > max(int(it.max()) + 1 for it in fine)
+    # and a memory limit between the two sizes cuts the job into chunks of the same Gram
+    small = item_path.needed_bytes(program, [int(it.max()) + 1 for it in fine], len(graphs), 8)
+    chunked = gram(net, graphs, num_tags=NUM_TAGS, memory_limit=small, progress=False)
+    assert rel_err(chunked, whole) < 1e-11
+    c1, _ = item_path.plan_item_chunks(program, graphs, None, NUM_TAGS, None, small, 8)
+    assert len(c1) > 1

@@ -85,30 +85,48 @@ def uses_cross(program: P.Program, backend: str) -> bool:
     return resolve_backend(backend) == "numpy" and cross_supported(program)
 
 
-def _aggregations(program: P.Program) -> list[P.Aggregate]:
-    """The Aggregate ops of the main path (the longest branch), in order."""
-    out: list[P.Aggregate] = []
+def _graph_maps(program: P.Program) -> list[P.Aggregate | P.StructurePool]:
+    """The Aggregate and StructurePool ops of the main path (the longest branch), in order,
+    up to the global pool."""
+    out: list[P.Aggregate | P.StructurePool] = []
     for op in program:
-        if isinstance(op, P.Aggregate):
+        if isinstance(op, (P.Aggregate, P.StructurePool)):
             out.append(op)
         elif isinstance(op, P.Branch):
-            out.extend(max((_aggregations(b) for b in op.branches), key=len))
-        elif isinstance(op, (P.StructurePool, P.GlobalPool)):
+            out.extend(max((_graph_maps(b) for b in op.branches), key=len))
+        elif isinstance(op, P.GlobalPool):
             break
     return out
 
 
-def item_counts(program: P.Program, graphs: Sequence[Graph], num_tags: int | None) -> list[np.ndarray]:
-    """Node items after the input and after each aggregation of the main path."""
+def _aggregations(program: P.Program) -> list[P.Aggregate]:
+    """The Aggregate ops of the main path, in order."""
+    return [op for op in _graph_maps(program) if isinstance(op, P.Aggregate)]
+
+
+def item_counts(program: P.Program, graphs: Sequence[Graph], num_tags: int | None
+                ) -> tuple[list[np.ndarray], list[int]]:
+    """Node items after the input and after each aggregation of the main path on the graphs
+    themselves (what chunks are cut by), and the item count of every stage, those on the
+    coarsened graphs of a StructurePool included (what memory is sized by: a coarse node
+    sums several items, so the coarse graphs can hold more items than the graphs did)."""
     keys, _ = node_features(graphs, num_tags)
     part = feature_partition(keys)
     space = NodeSpace.from_graphs(graphs)
-    items, n = [part.items], part.num_items
-    for op in _aggregations(program):
-        new, _ = refine(items[-1], n, space.aggregation_maps(op.normalization, op.add_self_loops, op.edge_types))
-        items.append(new.items)
-        n = new.num_items
-    return items
+    items, n = part.items, part.num_items
+    fine, counts, coarsened = [items], [n], False
+    for op in _graph_maps(program):
+        if isinstance(op, P.StructurePool):
+            s_t, space = space.coarsen(op.method, dict(op.options))
+            maps, coarsened = [s_t], True
+        else:
+            maps = space.aggregation_maps(op.normalization, op.add_self_loops, op.edge_types)
+        new, _ = refine(items, n, maps)
+        items, n = new.items, new.num_items
+        counts.append(n)
+        if not coarsened:
+            fine.append(items)
+    return fine, counts
 
 
 def needed_bytes(program: P.Program, counts: Sequence[int], num_graphs: int, itemsize: int) -> int:
@@ -144,25 +162,27 @@ def plan_item_chunks(program: P.Program, list1: list[Graph], list2: list[Graph] 
     chunks' cross kernel (:func:`uses_cross`), else the square kernel of two chunks together.
     """
     everything = list1 if list2 is None else list1 + list2
-    items = item_counts(program, everything, num_tags)
-    counts = [int(it.max()) + 1 for it in items]
+    items, counts = item_counts(program, everything, num_tags)
     need = needed_bytes(program, counts, len(everything), itemsize)
+    # Chunks are cut by the items on the graphs themselves; their share of the items is
+    # taken as the share of every stage's (the coarsened graphs' too).
+    fine = [int(it.max()) + 1 for it in items]
     fits = need <= memory_limit and (block_size is None or len(everything) <= block_size)
     if fits:
         whole1 = [Chunk("a0", np.arange(len(list1)), len(list1), 0, 0)]
         return whole1, (whole1 if list2 is None else [Chunk("b0", np.arange(len(list2)), len(list2), 0, 0)])
     cross = uses_cross(program, backend)
     if need <= memory_limit:  # only block_size cuts
-        limit = max(counts)
+        limit = max(fine)
     elif cross:  # a chunk's square kernel and any two chunks' cross kernel must fit
-        limit = max(1, int(max(counts) * math.sqrt(memory_limit / need)))
+        limit = max(1, int(max(fine) * math.sqrt(memory_limit / need)))
         # a pair of chunks holds about this share of the graphs (their readout accumulators)
-        while limit > 1 and _cross_need(program, limit, math.ceil(2 * len(everything) * limit / max(counts)),
+        while limit > 1 and _cross_need(program, limit, math.ceil(2 * len(everything) * limit / max(fine)),
                                         itemsize) > memory_limit:
             limit = int(limit * 0.9)
     else:  # memory grows like items^2: half the affordable items per chunk, so any pair fits
-        limit = max(1, int(max(counts) * math.sqrt(memory_limit / need) / 2))
-    deepest = items[int(np.argmax(counts))]
+        limit = max(1, int(max(fine) * math.sqrt(memory_limit / need) / 2))
+    deepest = items[int(np.argmax(fine))]
     n1_nodes = sum(g.num_nodes for g in list1)
     chunks1 = _item_chunks(list1, limit, block_size, "a", deepest, 0)
     chunks2 = chunks1 if list2 is None else _item_chunks(list2, limit, block_size, "b", deepest, n1_nodes)
@@ -171,7 +191,7 @@ def plan_item_chunks(program: P.Program, list1: list[Graph], list2: list[Graph] 
     largest = max(_chunk_items(c, lst, deepest, off) for lst, chunks, off in
                   ((list1, chunks1, 0), (list2 or [], chunks2 if list2 else [], n1_nodes)) for c in chunks)
     if largest > limit:
-        scale = min(1.0, (1 if cross else 2) * largest / max(counts))
+        scale = min(1.0, (1 if cross else 2) * largest / max(fine))
         most = 2 * max(c.index.size for c in (*chunks1, *chunks2))
         pair_need = needed_bytes(program, [max(1, int(c * scale)) for c in counts], most, itemsize)
         if cross:
