@@ -36,16 +36,9 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Literal, Sequence
 
-import numpy as np
 
 from graph_ntk import nn
-
-
-def _check_count(name: str, value: Any, what: str = "") -> None:
-    # Plain ints only: 2.5 blocks or width 0 would otherwise fail deep inside list
-    # repetition or neural-tangents (a ZeroDivisionError), or build a different network.
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be {what}an integer >= 1, got {value!r}")
+from graph_ntk.data.graph import as_count
 
 
 def gntk(
@@ -95,7 +88,7 @@ def gntk(
         >>> kernel_fn(b.x, None, 'ntk', **kernel_kwargs(b)).shape  # doctest: +SKIP
         (1, 1)
     """
-    _check_count("num_blocks", num_blocks)
+    as_count(num_blocks, "num_blocks")
     return gntk_from_plan(["block"] * num_blocks, num_mlp_layers=num_mlp_layers, aggregation=aggregation,
                           jumping_knowledge=jumping_knowledge, readout=readout, input_dim=input_dim,
                           width=width, implementation=implementation, edge_types=edge_types)
@@ -119,13 +112,13 @@ def gntk_from_plan(
     e.g. ``StructurePool``). ``["block"] * L`` is :func:`gntk`; see :func:`gntk` for the
     other arguments.
     """
-    _check_count("num_mlp_layers", num_mlp_layers)
+    as_count(num_mlp_layers, "num_mlp_layers")
     if aggregation not in ("sum", "mean"):
         raise ValueError(f"aggregation must be 'sum' or 'mean', got {aggregation!r}")
     if readout not in ("sum", "mean"):
         raise ValueError(f"readout must be 'sum' or 'mean', got {readout!r}")
-    _check_count("input_dim", input_dim, "the node-feature dimension, ")
-    _check_count("width", width, "the hidden width of the finite network, ")
+    as_count(input_dim, "input_dim")
+    as_count(width, "width")
     if plan[-1] != "block" or ("coarsen" in plan and coarsen is None):
         raise ValueError("plan must end with a 'block', and 'coarsen' steps need coarsen=")
     if edge_types is not None and (isinstance(edge_types, bool) or not isinstance(edge_types, int) or edge_types < 1):
@@ -213,8 +206,8 @@ def hierarchical_gntk(
         >>> _, _, kernel_fn = hierarchical_gntk('kmis', 2, 1, input_dim=3, k=1)
         >>> # kernel_fn(b.x, None, 'ntk', **kernel_kwargs(b)) -> (B, B) Gram matrix
     """
-    _check_count("num_levels", num_levels)
-    _check_count("blocks_per_level", blocks_per_level)
+    as_count(num_levels, "num_levels")
+    as_count(blocks_per_level, "blocks_per_level")
     plan = (["block"] * blocks_per_level + ["coarsen"]) * (num_levels - 1) + ["block"] * blocks_per_level
     return gntk_from_plan(plan, num_mlp_layers=num_mlp_layers, aggregation=aggregation,
                           jumping_knowledge=jumping_knowledge, readout=readout, input_dim=input_dim, width=width,

@@ -25,19 +25,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph_ntk import nn
+from graph_ntk.data.graph import as_count
 
 Implementation = Literal["DENSE", "SPARSE"]
 
 
 # --------------------------------------------------------------------------- presets
-def _check_positive_int(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, (str, bytes)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r} ({type(value).__name__})")
-    if not float(value).is_integer() or value < minimum:  # is_integer() is False for NaN and inf too
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_std(W_std: float, b_std: float) -> None:
     if not W_std > 0:
         raise ValueError(f"W_std must be positive, got {W_std!r}")
@@ -70,9 +63,9 @@ def gcn(
         >>> kernel_fn(x, None, 'nngp', pattern=(edges, edges)).shape
         (1, 1, 3, 3)
     """
-    num_layers = _check_positive_int("num_layers", num_layers)
+    num_layers = as_count(num_layers, "num_layers")
     _check_std(W_std, b_std)
-    width, out_dim = _check_positive_int("width", width), _check_positive_int("out_dim", out_dim)
+    width, out_dim = as_count(width, "width"), as_count(out_dim, "out_dim")
     layers = []
     for layer in range(num_layers):
         last = layer == num_layers - 1
@@ -105,10 +98,10 @@ def gin(
         >>> len(gin(3, 2).program)  # 3 x (aggregate + 2 x (dense, relu)) + read-out
         16
     """
-    num_layers = _check_positive_int("num_layers", num_layers)
-    mlp_layers = _check_positive_int("mlp_layers", mlp_layers)
+    num_layers = as_count(num_layers, "num_layers")
+    mlp_layers = as_count(mlp_layers, "mlp_layers")
     _check_std(W_std, b_std)
-    width, out_dim = _check_positive_int("width", width), _check_positive_int("out_dim", out_dim)
+    width, out_dim = as_count(width, "width"), as_count(out_dim, "out_dim")
     layers = []
     for _ in range(num_layers):
         layers.append(nn.Aggregate("sum", True, implementation))
@@ -150,11 +143,11 @@ def sage(
         >>> describe(sage(1, 'concat').program)
         '[Dense(512, W_std=1.41421, b_std=0) > Relu | Aggregate(mean) > Dense(512, W_std=1.41421, b_std=0) > Relu]++ > Dense(1, W_std=1.41421, b_std=0)'
     """
-    num_layers = _check_positive_int("num_layers", num_layers)
+    num_layers = as_count(num_layers, "num_layers")
     if combine not in ("concat", "sum"):
         raise ValueError(f"combine must be 'concat' or 'sum', got {combine!r}")
     _check_std(W_std, b_std)
-    width, out_dim = _check_positive_int("width", width), _check_positive_int("out_dim", out_dim)
+    width, out_dim = as_count(width, "width"), as_count(out_dim, "out_dim")
     layers = []
     for _ in range(num_layers):
         neighbours = nn.Aggregate("mean", False, implementation)
@@ -212,7 +205,7 @@ def gcnii(
     Example:
         >>> _, _, kernel_fn = gcnii(num_layers=8, alpha=0.1, lam=0.5)
     """
-    num_layers = _check_positive_int("num_layers", num_layers)
+    num_layers = as_count(num_layers, "num_layers")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
     if beta is None:
@@ -228,7 +221,7 @@ def gcnii(
     if any(not 0.0 <= b <= 1.0 for b in betas):
         raise ValueError(f"beta must lie in [0, 1], got {betas}")
     _check_std(W_std, b_std)
-    width, out_dim = _check_positive_int("width", width), _check_positive_int("out_dim", out_dim)
+    width, out_dim = as_count(width, "width"), as_count(out_dim, "out_dim")
 
     # `stax` has no layer that picks h^(0) out of a list, so h^(0) is carried by nesting:
     # net_{l+1}(h0) = net_l(h0) -> step_l  +  alpha * V relu(h0), each a branch of a FanOut.
