@@ -30,6 +30,10 @@ IMDB-B, IMDB-M, COLLAB, as GIN and GNTK do):
   by :func:`tu_inputs.edge_label_dataset`; PTC's without GIN's explicit hydrogens).
 * With ``--moonshot-depths`` (moonshot only): GNTK and GNNGP of more depths than the grid's
   (plain inputs, the nested grid's R and scaling; one more engine pass per (R, scaling)).
+* With ``--moonshot-pool METHOD`` (moonshot only): the hierarchical GNTK and GNNGP
+  (:func:`graph_ntk.hierarchical_gntk`, two levels of 1 or 2 blocks, each graph coarsened
+  between them by the structure-only ``graclus`` / ``ndp`` / ``kmis`` assignment), plain
+  inputs, the nested grid's R and scaling.
 * Sums (moonshot only): ``cos(NTK L R scaling JK) + cos(WL h)`` for every JK architecture
   of the grid, i.e. the GNTK with an explicit subtree-count term, with ``h = min(L, 6)`` (the
   depth-matched subtrees) and ``h = 6`` (the deepest).
@@ -119,11 +123,14 @@ ATTRIBUTES = {"PROTEINS": "PROTEINS"}
 # Datasets whose TU files hold edge labels (GIN name -> TU name, GIN tag the TU graphs leave out).
 EDGE_LABELS = {"MUTAG": ("MUTAG", None), "PTC": ("PTC_MR", 19)}
 # Name tags of the kernels on those inputs: moonshot search space only (never the paper table).
-MOONSHOT_INPUTS = (" attr", " rel")
+MOONSHOT_INPUTS = (" attr", " rel", " pool-")
+# --moonshot-pool: two levels of this many GNTK blocks each, the graph coarsened between them.
+POOL_BLOCKS = (1, 2)
 
 
 def on_moonshot_input(kernel: str) -> bool:
-    """Whether ``kernel`` runs on a moonshot input (the node attribute, the bond types)."""
+    """Whether ``kernel`` runs on a moonshot input (the node attribute, the bond types) or
+    architecture (a hierarchical pool)."""
     return any(t in kernel for t in MOONSHOT_INPUTS)
 
 PAPER_C = np.logspace(-2, 4, 120)
@@ -184,6 +191,33 @@ def relational_pass(name: str, rel, depths, R: int, sc: str, cache: ScoreCache, 
                     cache.put(x, np.asarray(K, dtype=np.float64))
             out.update(zip(names, got))
     _log(f"{name}: relational GNTK/GNNGP R{R} {sc} Grams ready")
+    return out
+
+
+def pooled_pass(name: str, ds, R: int, sc: str, method: str, cache: ScoreCache, key: dict, timings: dict
+                ) -> dict[str, np.ndarray]:
+    """The hierarchical GNTK / GNNGP Grams (:func:`graph_ntk.hierarchical_gntk`: two levels of
+    ``b`` blocks in :data:`POOL_BLOCKS`, the graph coarsened by the structure-only ``method``
+    between them), JK on and off, of one (R, scaling): ``'<kind> L<2b> R<R> <sc> pool-<method>[ JK]'``
+    (cached)."""
+    from graph_ntk import hierarchical_gntk
+    from graph_ntk.engine import gram
+
+    n, out = len(ds), {}
+    for b in POOL_BLOCKS:
+        for jk in (True, False):
+            names = [f"{kind} L{2 * b} R{R} {sc} pool-{method}{' JK' if jk else ''}" for kind in ("ntk", "nngp")]
+            desc = [{"dataset": name, "gram": k, **key, "v": 1} for k in names]
+            got = [cache.get(x, (n, n)) for x in desc]
+            if any(K is None for K in got):
+                t = time.perf_counter()
+                got = gram(hierarchical_gntk(method, 2, b, R, sc, jk, input_dim=ds.num_tags), ds,
+                           get=("ntk", "nngp"), progress=False)
+                seconds = timings[names[0].replace("ntk", "gntk", 1)] = time.perf_counter() - t
+                _log(f"{name}: hierarchical GNTK/GNNGP 2x{b} R{R} {sc} {method}{' JK' if jk else ''} in {seconds:.1f} s")
+                for x, K in zip(desc, got):
+                    cache.put(x, np.asarray(K, dtype=np.float64))
+            out.update(zip(names, got))
     return out
 
 
@@ -433,6 +467,10 @@ def run_dataset(name: str, args) -> dict:
             for sc in args.nested_scalings or args.scalings:
                 grams.update(gntk_pass(name, attr, depths, R, sc, cache, {"attribute": "clip p1-p99 / rms"}, timings,
                                        tag=" attr"))
+    for method in args.moonshot_pool:
+        for R in args.nested_mlp_layers or args.mlp_layers:  # moonshot only: the nested grid
+            for sc in args.nested_scalings or args.scalings:
+                grams.update(pooled_pass(name, ds, R, sc, method, cache, plain_key(ds, dtype), timings))
     if args.edge_labels and name in EDGE_LABELS:
         rel, ambiguous = edge_label_dataset(ds, args.data / "tu", *EDGE_LABELS[name])
         timings["edge-label twins with different labels"] = ambiguous
@@ -541,7 +579,7 @@ def run_dataset(name: str, args) -> dict:
         members = {k: s for k, s in scores.items() if k.startswith("ntk") and tag in k and "+" not in k}
         if members:
             r = nested_select(members, c_nested)
-            result["nested_inputs"][tag.strip()] = {"mean": r.mean, "std": r.std, "candidates": len(members)}
+            result["nested_inputs"][tag.strip(" -")] = {"mean": r.mean, "std": r.std, "candidates": len(members)}
     if deep:  # the same for the GNTK over the grid's and the moonshot's depths together
         members = {k: s for k, s in scores.items()
                    if k.startswith("ntk") and "+" not in k and not on_moonshot_input(k)}
@@ -563,7 +601,7 @@ def run_dataset(name: str, args) -> dict:
                             "candidates": len(cands), "nested_mlp_layers": list(nested_R),
                             "nested_scalings": list(nested_sc), "attributes": bool(args.attributes and name in ATTRIBUTES),
                             "edge_labels": bool(args.edge_labels and name in EDGE_LABELS),
-                            "moonshot_depths": deep})
+                            "moonshot_depths": deep, "moonshot_pool": list(args.moonshot_pool)})
     _log(f"{name}: nested over {len(cands)} candidates in {result['nested_wall_s']} s: "
          + ", ".join(f"{f} {100 * v['mean']:.1f}" for f, v in nested.items()))
     return result
@@ -607,6 +645,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-limit", type=float, help="GiB one engine block may use (default: 75%% of free memory)")
     p.add_argument("--moonshot-depths", type=int, nargs="+", default=[],
                    help="moonshot: add GNTK/GNNGP Grams of these depths L (beyond the grid's) for the nested grid")
+    p.add_argument("--moonshot-pool", nargs="+", default=[], choices=["graclus", "ndp", "kmis"],
+                   help="moonshot: add hierarchical GNTK/GNNGP Grams (2 levels of 1 or 2 blocks, coarsened by "
+                        "this structure-only method between them) for the nested grid's R and scalings")
     p.add_argument("--grams-only", action="store_true", help="compute and cache the Grams, nothing else")
     p.add_argument("--report-only", action="store_true", help="rebuild tu_gntk.md and the plots from tu_gntk.json")
     return p

@@ -141,6 +141,10 @@ def markdown(stored: dict, datasets: dict) -> str:
         if proto.get("moonshot_depths"):
             extra.append(f"{d}: GNTK/GNNGP of depths L = {', '.join(map(str, proto['moonshot_depths']))} too "
                          "(beyond the grid's; plain input)")
+        if proto.get("moonshot_pool"):
+            extra.append(f"{d}: the hierarchical GNTK/GNNGP, two levels of 1 or 2 blocks with each graph coarsened "
+                         f"between them by {' / '.join(proto['moonshot_pool'])} (`pool-<method>`, "
+                         "`hierarchical_gntk`; plain input)")
         if proto.get("edge_labels"):
             extra.append(f"{d}: the relational GNTK/GNNGP over the bond types (`rel`, `gntk(..., edge_types=T)`; "
                          "TU graphs matched to the GIN graphs)")
