@@ -212,7 +212,7 @@ def pooled_pass(name: str, ds, R: int, sc: str, method: str, cache: ScoreCache, 
             if any(K is None for K in got):
                 t = time.perf_counter()
                 got = gram(hierarchical_gntk(method, 2, b, R, sc, jk, input_dim=ds.num_tags), ds,
-                           get=("ntk", "nngp"), progress=False)
+                           get=("ntk", "nngp"), dtype=key.get("dtype", "float64"), progress=False)
                 seconds = timings[names[0].replace("ntk", "gntk", 1)] = time.perf_counter() - t
                 _log(f"{name}: hierarchical GNTK/GNNGP 2x{b} R{R} {sc} {method}{' JK' if jk else ''} in {seconds:.1f} s")
                 for x, K in zip(desc, got):
