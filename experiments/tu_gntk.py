@@ -167,29 +167,39 @@ def gntk_pass(name: str, ds, depths, R: int, sc: str, cache: ScoreCache, key: di
     return {n_: K.astype(dtype, copy=False) for n_, K in got.items()}
 
 
+def cached_pair(name: str, ds, arch: str, key: dict, network: Callable, cache: ScoreCache, timings: dict,
+                dtype: str = "float64") -> dict[str, np.ndarray]:
+    """The NTK and NNGP Grams ``'ntk <arch>'``, ``'nngp <arch>'`` of ``network()`` on ``ds``,
+    read from the cache (``key`` completes its description) or computed in one engine call
+    and cached, its time kept in ``timings['gntk <arch>']``."""
+    from graph_ntk.engine import gram
+
+    names = [f"{kind} {arch}" for kind in ("ntk", "nngp")]
+    desc = [{"dataset": name, "gram": k, **key, "v": 1} for k in names]
+    got = [cache.get(x, (len(ds), len(ds))) for x in desc]
+    if any(K is None for K in got):
+        t = time.perf_counter()
+        got = gram(network(), ds, get=("ntk", "nngp"), dtype=dtype, progress=False)
+        timings[f"gntk {arch}"] = time.perf_counter() - t
+        for x, K in zip(desc, got):
+            cache.put(x, np.asarray(K, dtype=np.float64))
+    return dict(zip(names, got))
+
+
 def relational_pass(name: str, rel, depths, R: int, sc: str, cache: ScoreCache, timings: dict
                     ) -> dict[str, np.ndarray]:
     """The relational GNTK / GNNGP Grams (``gntk(..., edge_types=T)``, per-type aggregation over
     the bond labels of :func:`edge_label_dataset`) of every depth, JK on and off, of one
     (R, scaling): ``'<kind> L<d> R<R> <sc> rel[ JK]'`` (cached)."""
     from graph_ntk import gntk
-    from graph_ntk.engine import gram
 
-    n, T = len(rel), int(rel.meta["num_edge_types"])
+    T = int(rel.meta["num_edge_types"])
     out = {}
     for d in depths:
         for jk in (True, False):
-            names = [f"{kind} L{d} R{R} {sc} rel{' JK' if jk else ''}" for kind in ("ntk", "nngp")]
-            desc = [{"dataset": name, "gram": k, "edge_types": T, "v": 1} for k in names]
-            got = [cache.get(x, (n, n)) for x in desc]
-            if any(K is None for K in got):
-                t = time.perf_counter()
-                got = gram(gntk(d, R, sc, jk, input_dim=rel.num_tags, edge_types=T), rel, get=("ntk", "nngp"),
-                           progress=False)
-                timings[f"gntk L{d} R{R} {sc} rel{' JK' if jk else ''}"] = time.perf_counter() - t
-                for x, K in zip(desc, got):
-                    cache.put(x, np.asarray(K, dtype=np.float64))
-            out.update(zip(names, got))
+            out.update(cached_pair(name, rel, f"L{d} R{R} {sc} rel{' JK' if jk else ''}", {"edge_types": T},
+                                   partial(gntk, d, R, sc, jk, input_dim=rel.num_tags, edge_types=T), cache,
+                                   timings))
     _log(f"{name}: relational GNTK/GNNGP R{R} {sc} Grams ready")
     return out
 
@@ -201,23 +211,14 @@ def pooled_pass(name: str, ds, R: int, sc: str, method: str, cache: ScoreCache, 
     between them), JK on and off, of one (R, scaling): ``'<kind> L<2b> R<R> <sc> pool-<method>[ JK]'``
     (cached)."""
     from graph_ntk import hierarchical_gntk
-    from graph_ntk.engine import gram
 
-    n, out = len(ds), {}
+    out = {}
     for b in POOL_BLOCKS:
         for jk in (True, False):
-            names = [f"{kind} L{2 * b} R{R} {sc} pool-{method}{' JK' if jk else ''}" for kind in ("ntk", "nngp")]
-            desc = [{"dataset": name, "gram": k, **key, "v": 1} for k in names]
-            got = [cache.get(x, (n, n)) for x in desc]
-            if any(K is None for K in got):
-                t = time.perf_counter()
-                got = gram(hierarchical_gntk(method, 2, b, R, sc, jk, input_dim=ds.num_tags), ds,
-                           get=("ntk", "nngp"), dtype=key.get("dtype", "float64"), progress=False)
-                seconds = timings[names[0].replace("ntk", "gntk", 1)] = time.perf_counter() - t
-                _log(f"{name}: hierarchical GNTK/GNNGP 2x{b} R{R} {sc} {method}{' JK' if jk else ''} in {seconds:.1f} s")
-                for x, K in zip(desc, got):
-                    cache.put(x, np.asarray(K, dtype=np.float64))
-            out.update(zip(names, got))
+            out.update(cached_pair(name, ds, f"L{2 * b} R{R} {sc} pool-{method}{' JK' if jk else ''}", key,
+                                   partial(hierarchical_gntk, method, 2, b, R, sc, jk, input_dim=ds.num_tags),
+                                   cache, timings, dtype=key.get("dtype", "float64")))
+    _log(f"{name}: hierarchical GNTK/GNNGP R{R} {sc} {method} Grams ready")
     return out
 
 
