@@ -97,7 +97,7 @@ from pathlib import Path
 import numpy as np
 
 from graph_ntk.datasets import load_gin
-from graph_ntk.evaluation import cosine_normalize
+from graph_ntk.evaluation import _raw_scale, cosine_normalize
 from graph_ntk.model_selection import (CandidateScores, ScoreCache, gram_digest, nested_select, paired_comparison,
                                        repeated_splits, svm_candidate_scores)
 
@@ -271,8 +271,7 @@ def forms(grams: dict[str, np.ndarray], which, sums: bool) -> dict[str, Callable
     """
     def raw(K):
         K = np.asarray(K, dtype=np.float64)
-        low = float(K.min())
-        return K / (low if low > 0 else float(np.mean(np.diag(K))))
+        return K / _raw_scale(K)  # the library's paper-protocol scale: search.py's K / min K
 
     def cos(K):
         return cosine_normalize(np.asarray(K, dtype=np.float64))

@@ -1,0 +1,70 @@
+"""experiments/tu_raw_form.py: the raw-vs-cosine paper-protocol experiment, on MUTAG (seconds)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graph_ntk.evaluation import svm_paper_protocol
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+
+
+def _module(name):
+    sys.path.insert(0, str(EXPERIMENTS))  # the experiment imports its sibling tu_gntk
+    try:
+        spec = importlib.util.spec_from_file_location(f"{name}_under_test", EXPERIMENTS / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.path.remove(str(EXPERIMENTS))
+
+
+def test_raw_form_experiment_matches_the_library_protocol(shared_dir, tmp_path):
+    exp = _module("tu_raw_form")
+    T = exp.T
+    out, cache_dir = tmp_path / "out", tmp_path / "cache"
+    exp.main(["--dataset", "MUTAG", "--data", str(shared_dir / "datasets"), "--out", str(out), "--cache-dir",
+              str(cache_dir), "--mlp-layers", "1", "--scalings", "sum", "--c-step", "40", "--jobs", "2"])
+    r = json.loads((out / "tu_raw_form_MUTAG.json").read_text())
+    md = (out / "tu_raw_form_MUTAG.md").read_text()
+    assert not list(out.glob("*.tmp"))
+    # Every NTK of the grid part (L = 1, 3; JK on and off) in both forms, and nothing else.
+    assert sorted(r["kernels"]) == sorted(f"ntk L{d} R1 sum{jk}|{f}" for d in (1, 3) for jk in ("", " JK")
+                                          for f in ("raw", "cos"))
+    assert [f["kernel"].split("|")[1] for f in r["refined"]] == ["raw", "cos"]
+    assert "`ntk L1 R1 sum JK`" in md and "Published (Table 1): 90.0" in md
+    # The same scores as the library's own paper protocol on the same Gram, folds and C values.
+    folder, tag, depths = T.DATASETS["MUTAG"]
+    ds = T.reference_self_loops(T.load_gin(shared_dir / "datasets" / "gin", folder, degree_as_tag=tag))
+    grams = T.gntk_pass("MUTAG", ds, depths, 1, "sum", T.ScoreCache(cache_dir / "MUTAG"),
+                        T.plain_key(ds, "float64"), {})
+    c_grid = T.PAPER_C[::40]
+    for k in ("ntk L1 R1 sum JK", "ntk L3 R1 sum"):
+        raw, cos = svm_paper_protocol(grams[k], np.asarray(ds.y), ds.folds, c_grid=c_grid,
+                                      normalizations=("raw", "cosine"))
+        assert r["kernels"][f"{k}|raw"]["mean"] == pytest.approx(raw.mean, abs=1e-12)
+        assert r["kernels"][f"{k}|cos"]["mean"] == pytest.approx(cos.mean, abs=1e-12)
+        assert r["kernels"][f"{k}|raw"]["C"] == pytest.approx(raw.selected[0]["C"])
+    # The refinement searches a window of the full C grid around the coarse best: never worse.
+    for f in r["refined"]:
+        assert f["mean"] >= f["coarse"]["mean"] and f["n_C"] > 1
+    # The TU report shows the probe beside the paper-protocol table, with its command.
+    report = _module("tu_gntk_report")
+    stored = json.loads((EXPERIMENTS / "results" / "tu_gntk.json").read_text())
+    text = report.markdown(stored, T.DATASETS, [r])
+    raw = r["refined"][0]
+    row = next(line for line in text.splitlines() if line.startswith("| GNTK ours, raw Gram"))
+    assert row.split(" | ")[1] == f"{100 * raw['mean']:.1f} ± {100 * raw['std']:.1f} ({100 * raw['mean'] - 90.0:+.1f})"
+    assert f"`{r['command']}`" in text and "tu_raw_form_MUTAG.md" in text
+
+
+def test_raw_form_experiment_refuses_a_data_folder_without_datasets(tmp_path):
+    exp = _module("tu_raw_form")
+    with pytest.raises(SystemExit):
+        exp.main(["--dataset", "MUTAG", "--data", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
