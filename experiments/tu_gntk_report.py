@@ -90,14 +90,14 @@ def markdown(stored: dict, datasets: dict, raw_probes: list[dict] = ()) -> str:
     probed = {pr["dataset"]: {form: best_refined(pr, form) for form in ("raw", "cos")} for pr in raw_probes}
     if probed:
         cells = [f"{_pm(probed[d]['raw']['mean'], probed[d]['raw']['std'])} "
-                 f"({100 * probed[d]['raw']['mean'] - PUBLISHED['GNTK'][d][0]:+.1f})" if d in probed else "–"
+                 f"({round(100 * probed[d]['raw']['mean'] - PUBLISHED['GNTK'][d][0], 1) + 0.0:+.1f})" if d in probed else "–"
                  for d in names]
         L.append("| GNTK ours, raw Gram, part of the grid (− published) | " + " | ".join(cells) + " |")
         cells = []
         for d in names:  # the paper protocol is a maximum over kernels and forms: the raw part is one more
             b = _best(res[d]["paper"], "ntk") if d in res else None
             means = ([b[1]["mean"]] if b else []) + ([probed[d]["raw"]["mean"]] if d in probed else [])
-            cells.append(f"{100 * max(means) - PUBLISHED['GNTK'][d][0]:+.1f}" if means else "–")
+            cells.append(f"{round(100 * max(means) - PUBLISHED['GNTK'][d][0], 1) + 0.0:+.1f}" if means else "–")
         L.append("| GNTK ours, both forms − published | " + " | ".join(cells) + " |")
         close = [d for d, c in zip(names, cells) if c != "–" and abs(float(c)) <= 1.0]
         both_note = (f" With both forms the paper protocol is within 1 point of Table 1 on {len(close)} of "

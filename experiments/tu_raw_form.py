@@ -116,9 +116,13 @@ def markdown(r: dict) -> str:
         lines.append(f"| {form} | `{f['kernel'].split('|')[0]}` | {100 * f['coarse']['mean']:.1f} | "
                      f"{100 * f['mean']:.1f} ± {100 * f['std']:.1f} ({f['n_C']}) | {f['C']:.3g} |")
     best = {form: 100 * best_refined(r, form)["mean"] for form in ("raw", "cos")}
-    lines += ["", f"Published (Table 1): {r['published']:.1f}. Best raw − best cos: {best['raw'] - best['cos']:+.1f} "
-                  f"points; best raw − published: {best['raw'] - r['published']:+.1f}; best cos − published: "
-                  f"{best['cos'] - r['published']:+.1f}.",
+
+    def diff(x: float) -> str:  # rounded first, so that -0.04 reads +0.0
+        return f"{round(x, 1) + 0.0:+.1f}"
+
+    lines += ["", f"Published (Table 1): {r['published']:.1f}. Best raw − best cos: {diff(best['raw'] - best['cos'])} "
+                  f"points; best raw − published: {diff(best['raw'] - r['published'])}; best cos − published: "
+                  f"{diff(best['cos'] - r['published'])}.",
               "", f"Cost: Gram passes {sum(r['gram_seconds'].values()):.0f} s (as timed when computed), "
                   f"SVM sweeps {r['svm_seconds']['raw']:.0f} s on the raw Grams and {r['svm_seconds']['cos']:.0f} s "
                   "on the cosine ones (summed over threads, as timed when computed).", ""]

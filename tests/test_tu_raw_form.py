@@ -60,12 +60,12 @@ def test_raw_form_experiment_matches_the_library_protocol(shared_dir, tmp_path):
     raw = report.best_refined(r, "raw")
     assert raw["mean"] == max(f["mean"] for f in r["refined"][:2])
     row = next(line for line in text.splitlines() if line.startswith("| GNTK ours, raw Gram"))
-    assert row.split(" | ")[1] == f"{100 * raw['mean']:.1f} ± {100 * raw['std']:.1f} ({100 * raw['mean'] - 90.0:+.1f})"
+    assert row.split(" | ")[1] == f"{100 * raw['mean']:.1f} ± {100 * raw['std']:.1f} ({round(100 * raw['mean'] - 90.0, 1) + 0.0:+.1f})"
     assert f"`{r['command']}`" in text and "tu_raw_form_MUTAG.md" in text
     # Both forms: the larger of the committed (cosine/raw) MUTAG number and the probe's raw one.
     row = next(line for line in text.splitlines() if line.startswith("| GNTK ours, both forms"))
     committed = max(v["mean"] for k, v in stored["datasets"]["MUTAG"]["paper"].items() if k.startswith("ntk"))
-    assert row.split(" | ")[1] == f"{100 * max(committed, raw['mean']) - 90.0:+.1f}"
+    assert row.split(" | ")[1] == f"{round(100 * max(committed, raw['mean']) - 90.0, 1) + 0.0:+.1f}"
 
 
 def test_raw_form_experiment_refuses_a_data_folder_without_datasets(tmp_path):
