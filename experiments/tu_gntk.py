@@ -230,6 +230,16 @@ def plain_key(ds, dtype: str) -> dict:
     return key
 
 
+def gram_dtype(name: str) -> str:
+    """The dtype a dataset's GNTK passes run in: float32 for COLLAB and NCI1, whose deep item
+    kernels would not fit or finish otherwise.
+
+    >>> gram_dtype("NCI1"), gram_dtype("MUTAG")
+    ('float32', 'float64')
+    """
+    return "float32" if name in ("COLLAB", "NCI1") else "float64"
+
+
 def compute_grams(name: str, ds, depths, mlp_layers, scalings, cache: ScoreCache, dtype: str,
                   timings: dict, memory_limit: int | None = None) -> dict[str, np.ndarray]:
     """All GNTK / GNNGP / WL Grams of the grid for one dataset (cached as float64; computed in float32 for
@@ -452,7 +462,7 @@ def run_dataset(name: str, args) -> dict:
     cache = ScoreCache(args.cache_dir / name)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    dtype = "float32" if name in ("COLLAB", "NCI1") else "float64"
+    dtype = gram_dtype(name)
     memory_limit = None if args.memory_limit is None else int(args.memory_limit * 2**30)
     grams = compute_grams(name, ds, depths, args.mlp_layers, args.scalings, cache, dtype, timings, memory_limit)
     deep = sorted(set(args.moonshot_depths) - set(depths))

@@ -41,15 +41,8 @@ def run(args) -> dict:
     ds = T.reference_self_loops(T.load_gin(args.data / "gin", folder, degree_as_tag=degree_as_tag))
     y = np.asarray(ds.y)
     cache = T.ScoreCache(args.cache_dir / name)
-    dtype = "float32" if name in ("COLLAB", "NCI1") else "float64"
-    # Gram times are kept with the cache (as tu_gntk.py does), so a rerun still reports them.
-    tfile = cache.folder / "gram_timings.json"
-    timings: dict[str, float] = json.loads(tfile.read_text()) if tfile.exists() else {}
-    grams: dict[str, np.ndarray] = {}
-    for R in args.mlp_layers:
-        for sc in args.scalings:
-            grams.update(T.gntk_pass(name, ds, depths, R, sc, cache, T.plain_key(ds, dtype), timings, dtype=dtype))
-            tfile.write_text(json.dumps(timings, indent=1))
+    timings: dict[str, float] = {}  # filled from the cache's record, as tu_gntk.py keeps it
+    grams = T.compute_grams(name, ds, depths, args.mlp_layers, args.scalings, cache, T.gram_dtype(name), timings)
     passes = [f"gntk L{max(depths)} R{R} {sc}" for R in args.mlp_layers for sc in args.scalings]
     timings = {k: timings[k] for k in passes if k in timings}
     grams = {k: K for k, K in grams.items() if k.startswith("ntk")}

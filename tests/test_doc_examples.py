@@ -9,31 +9,19 @@ from __future__ import annotations
 
 import doctest
 import importlib
-import importlib.util
 import pkgutil
 import re
 import sys
 from pathlib import Path
 
 import pytest
+from experiment_modules import load_experiment
 
 import graph_ntk
 
 ROOT = Path(__file__).resolve().parent.parent
-EXPERIMENTS = ROOT / "experiments"
 PACKAGE_MODULES = sorted(m.name for m in pkgutil.walk_packages(graph_ntk.__path__, "graph_ntk."))
 EXPERIMENT_MODULES = ["tu_gntk", "tu_gntk_report", "tu_inputs"]
-
-
-def _experiment(name: str):
-    sys.path.insert(0, str(EXPERIMENTS))  # the experiment imports its sibling modules
-    try:
-        spec = importlib.util.spec_from_file_location(f"doc_examples_{name}", EXPERIMENTS / f"{name}.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.remove(str(EXPERIMENTS))
 
 
 def _run(module) -> None:
@@ -57,7 +45,7 @@ def test_package_examples(name):
 
 @pytest.mark.parametrize("name", EXPERIMENT_MODULES)
 def test_experiment_examples(name):
-    _run(_experiment(name))
+    _run(load_experiment(name))
 
 
 DOC_BLOCKS = [(p.name, i, code) for p in sorted((ROOT / "docs").glob("*.md"))

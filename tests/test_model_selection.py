@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from experiment_modules import load_experiment
 from scipy import stats
 
 from graph_ntk.engine.files import CorruptBlockWarning, block_path
@@ -112,11 +112,7 @@ def test_score_cache_detects_corruption(tmp_path):
 
 
 def _experiment():
-    path = Path(__file__).resolve().parent.parent / "experiments" / "tu_gntk.py"
-    spec = importlib.util.spec_from_file_location("tu_gntk_experiment", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_experiment("tu_gntk")
 
 
 def test_experiment_resumes_from_cache_with_identical_scores(tmp_path, monkeypatch):

@@ -1,31 +1,15 @@
 """experiments/tu_raw_form.py: the raw-vs-cosine paper-protocol experiment, on MUTAG (seconds)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from experiment_modules import EXPERIMENTS, load_experiment
 
 from graph_ntk.evaluation import svm_paper_protocol
 
-EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
-
-
-def _module(name):
-    sys.path.insert(0, str(EXPERIMENTS))  # the experiment imports its sibling tu_gntk
-    try:
-        spec = importlib.util.spec_from_file_location(f"{name}_under_test", EXPERIMENTS / f"{name}.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.remove(str(EXPERIMENTS))
-
-
 def test_raw_form_experiment_matches_the_library_protocol(shared_dir, tmp_path):
-    exp = _module("tu_raw_form")
+    exp = load_experiment("tu_raw_form")
     T = exp.T
     out, cache_dir = tmp_path / "out", tmp_path / "cache"
     exp.main(["--dataset", "MUTAG", "--data", str(shared_dir / "datasets"), "--out", str(out), "--cache-dir",
@@ -54,7 +38,7 @@ def test_raw_form_experiment_matches_the_library_protocol(shared_dir, tmp_path):
     for f in r["refined"]:
         assert f["mean"] >= f["coarse"]["mean"] and f["n_C"] > 1
     # The TU report shows the probe beside the paper-protocol table, with its command.
-    report = _module("tu_gntk_report")
+    report = load_experiment("tu_gntk_report")
     stored = json.loads((EXPERIMENTS / "results" / "tu_gntk.json").read_text())
     text = report.markdown(stored, T.DATASETS, [r])
     raw = report.best_refined(r, "raw")
@@ -69,7 +53,7 @@ def test_raw_form_experiment_matches_the_library_protocol(shared_dir, tmp_path):
 
 
 def test_raw_form_experiment_refuses_a_data_folder_without_datasets(tmp_path):
-    exp = _module("tu_raw_form")
+    exp = load_experiment("tu_raw_form")
     with pytest.raises(SystemExit):
         exp.main(["--dataset", "MUTAG", "--data", str(tmp_path), "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
