@@ -38,6 +38,15 @@ def best_refined(probe: dict, form: str) -> dict:
     return max((f for f in probe["refined"] if f["kernel"].endswith(f"|{form}")), key=lambda f: f["mean"])
 
 
+def signed_points(x: float) -> str:
+    """A difference in accuracy points, rounded before it is signed (so that -0.04 reads +0.0).
+
+    >>> signed_points(-0.04), signed_points(1.26)
+    ('+0.0', '+1.3')
+    """
+    return f"{round(x, 1) + 0.0:+.1f}"
+
+
 def _pm(m: float, s: float) -> str:
     return f"{100 * m:.1f} ± {100 * s:.1f}"
 
@@ -85,19 +94,19 @@ def markdown(stored: dict, datasets: dict, raw_probes: list[dict] = ()) -> str:
     cells = []
     for d in names:
         b = _best(res[d]["paper"], "ntk") if d in res else None
-        cells.append(f"{100 * b[1]['mean'] - PUBLISHED['GNTK'][d][0]:+.1f}" if b else "–")
+        cells.append(signed_points(100 * b[1]['mean'] - PUBLISHED['GNTK'][d][0]) if b else "–")
     L.append("| GNTK ours − published | " + " | ".join(cells) + " |")
     probed = {pr["dataset"]: {form: best_refined(pr, form) for form in ("raw", "cos")} for pr in raw_probes}
     if probed:
         cells = [f"{_pm(probed[d]['raw']['mean'], probed[d]['raw']['std'])} "
-                 f"({round(100 * probed[d]['raw']['mean'] - PUBLISHED['GNTK'][d][0], 1) + 0.0:+.1f})" if d in probed else "–"
+                 f"({signed_points(100 * probed[d]['raw']['mean'] - PUBLISHED['GNTK'][d][0])})" if d in probed else "–"
                  for d in names]
         L.append("| GNTK ours, raw Gram, part of the grid (− published) | " + " | ".join(cells) + " |")
         cells = []
         for d in names:  # the paper protocol is a maximum over kernels and forms: the raw part is one more
             b = _best(res[d]["paper"], "ntk") if d in res else None
             means = ([b[1]["mean"]] if b else []) + ([probed[d]["raw"]["mean"]] if d in probed else [])
-            cells.append(f"{round(100 * max(means) - PUBLISHED['GNTK'][d][0], 1) + 0.0:+.1f}" if means else "–")
+            cells.append(signed_points(100 * max(means) - PUBLISHED['GNTK'][d][0]) if means else "–")
         L.append("| GNTK ours, both forms − published | " + " | ".join(cells) + " |")
         close = [d for d, c in zip(names, cells) if c != "–" and abs(float(c)) <= 1.0]
         both_note = (f" With both forms the paper protocol is within 1 point of Table 1 on {len(close)} of "

@@ -32,7 +32,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import tu_gntk as T  # noqa: E402
-from tu_gntk_report import PUBLISHED, best_refined  # noqa: E402
+from tu_gntk_report import PUBLISHED, best_refined, signed_points  # noqa: E402
 
 
 def run(args) -> dict:
@@ -110,12 +110,9 @@ def markdown(r: dict) -> str:
                      f"{100 * f['mean']:.1f} ± {100 * f['std']:.1f} ({f['n_C']}) | {f['C']:.3g} |")
     best = {form: 100 * best_refined(r, form)["mean"] for form in ("raw", "cos")}
 
-    def diff(x: float) -> str:  # rounded first, so that -0.04 reads +0.0
-        return f"{round(x, 1) + 0.0:+.1f}"
-
-    lines += ["", f"Published (Table 1): {r['published']:.1f}. Best raw − best cos: {diff(best['raw'] - best['cos'])} "
-                  f"points; best raw − published: {diff(best['raw'] - r['published'])}; best cos − published: "
-                  f"{diff(best['cos'] - r['published'])}.",
+    lines += ["", f"Published (Table 1): {r['published']:.1f}. Best raw − best cos: {signed_points(best['raw'] - best['cos'])} "
+                  f"points; best raw − published: {signed_points(best['raw'] - r['published'])}; best cos − published: "
+                  f"{signed_points(best['cos'] - r['published'])}.",
               "", f"Cost: Gram passes {sum(r['gram_seconds'].values()):.0f} s (as timed when computed), "
                   f"SVM sweeps {r['svm_seconds']['raw']:.0f} s on the raw Grams and {r['svm_seconds']['cos']:.0f} s "
                   "on the cosine ones (summed over threads, as timed when computed).", ""]
