@@ -6,10 +6,15 @@ One command regenerates ``experiments/results/tu_gntk.md`` / ``.json`` and the p
     nice -n 19 .venv/bin/python experiments/tu_gntk.py
 
 (full protocol, all seven datasets; days of CPU time on two cores). Flags shrink it; the
-committed results were produced with the command printed at the top of ``tu_gntk.md``.
-Everything is cached (``--cache-dir``, verified by checksum on load), so a rerun or a
-larger rerun resumes and only computes what is missing; per-dataset results accumulate
-in ``tu_gntk.json`` across runs.
+committed results were produced with the commands listed at the end of ``tu_gntk.md``.
+Grams and paper scores are cached (``--cache-dir``, git-ignored, verified by checksum on
+load), so a rerun resumes and only computes what is missing; per-dataset results
+accumulate in ``tu_gntk.json`` across runs. The nested CV's SVM scores are kept beside the
+results, in ``results/nested_scores/<dataset>.json.gz`` (committed, verified against the
+fingerprints of this run's Grams: :mod:`score_archive`), and saved after every repetition,
+so its repetitions accumulate across runs and machines: a run with ``--nested-only``
+(which keeps the stored paper protocol and needs only the nested grid's Grams) and more
+``--repeats`` computes only the repetitions not yet there.
 
 **Kernels** (GIN-format data with their ``10fold_idx`` splits; node degrees as tags for
 IMDB-B, IMDB-M, COLLAB, as GIN and GNTK do):
@@ -103,6 +108,7 @@ from graph_ntk.model_selection import (CandidateScores, ScoreCache, gram_digest,
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from score_archive import ScoreArchive, gram_fingerprint  # noqa: E402
 from tu_inputs import attribute_dataset, edge_label_dataset, reference_self_loops  # noqa: E402
 
 # name -> (GIN folder, degree_as_tag, grid depths L)
@@ -422,25 +428,29 @@ def per_fold_selection(accs: dict[str, np.ndarray]) -> dict:
             "kernel_and_c_per_fold": float(np.max([a.max(axis=0) for a in ntk], axis=0).mean())}
 
 
-def nested_scores(make_gram: Callable[[], np.ndarray], y, splits, c_grid, inner, cache: ScoreCache,
-                  desc: dict) -> tuple[CandidateScores, float]:
-    """Scores of one candidate and the seconds they took, cached per repetition (so a run
-    with more ``--repeats`` reuses the repetitions already computed: repetition ``r`` always
-    has seed ``r``)."""
-    reps, seconds, K = [], 0.0, None
+def archive_label(candidate: str, repetition: int, inner: int, n_c: int, outer: int) -> str:
+    """How an archive entry says what it holds (the tests rebuild the nested tables from it).
 
-    def compute(rep):
-        nonlocal K
-        K = make_gram() if K is None else K
-        s = svm_candidate_scores(K, y, [rep], c_grid=c_grid, inner_splits=inner, seed=0)
-        return np.stack([s.inner[0], s.outer[0]])
+    >>> archive_label("wl h2|cos", 3, 2, 3, 10)
+    'wl h2|cos / repetition 3 / outer 10 / inner 2 / C 3'
+    """
+    return f"{candidate} / repetition {repetition} / outer {outer} / inner {inner} / C {n_c}"
 
-    for r, rep in enumerate(splits):
-        both, sec = timed_get(cache, {**desc, "repetition": r}, (2, len(rep), len(c_grid)), partial(compute, rep))
-        reps.append(both)
-        seconds += sec
-    both = np.stack(reps, axis=1)
-    return CandidateScores(both[0], both[1]), seconds
+
+def nested_rep_scores(make_gram: Callable[[], np.ndarray], y, rep_splits, c_grid, inner, archive: ScoreArchive,
+                      desc: dict, fingerprints: list[list[float]]) -> tuple[np.ndarray, float]:
+    """Inner and outer scores ``(2, folds, len(c_grid))`` of one candidate on one repetition's
+    outer splits, and the SVM seconds they took: read from ``archive`` when it holds them for
+    Grams of these ``fingerprints``, else computed (the Gram built only then) and added to it."""
+    got = archive.get(desc, fingerprints)
+    if got is not None:
+        return got
+    t = time.perf_counter()
+    s = svm_candidate_scores(make_gram(), y, [rep_splits], c_grid=c_grid, inner_splits=inner, seed=0)
+    both, seconds = np.stack([s.inner[0], s.outer[0]]), time.perf_counter() - t
+    archive.put(desc, fingerprints, both, seconds, archive_label(desc["candidate"], desc["repetition"], inner,
+                                                                 len(c_grid), desc["outer"]))
+    return both, seconds
 
 
 def svm_total(seconds: list[float]) -> float | None:
@@ -501,41 +511,41 @@ def run_dataset(name: str, args) -> dict:
     c_paper = PAPER_C[::args.paper_c_step]
     svm_seconds: list[float] = []  # per SVM sweep, as timed when computed (list.append is thread-safe)
     y_list, folds_list = y.tolist(), [te.tolist() for _, te in ds.folds]
+    refined: list[dict] = []
+    if not args.nested_only:  # else main() keeps the paper protocol of the stored run
+        def paper_run(item, c_grid):
+            k, make = item
+            base, form = k.split("|")
+            desc = {"paper": True, "gram": digests[base], "form": form, "C": c_grid.tolist(), "y": y_list,
+                    "folds": folds_list}
+            acc, seconds = paper_scores(make, y, ds.folds, c_grid, cache, desc)
+            svm_seconds.append(seconds)
+            return k, acc
 
-    def paper_run(item, c_grid):
-        k, make = item
-        base, form = k.split("|")
-        desc = {"paper": True, "gram": digests[base], "form": form, "C": c_grid.tolist(), "y": y_list,
-                "folds": folds_list}
-        acc, seconds = paper_scores(make, y, ds.folds, c_grid, cache, desc)
-        svm_seconds.append(seconds)
-        return k, acc
-
-    paper_cands = [(k, f) for k, f in forms(grams, args.paper_forms, False).items()
-                   if k.split()[0] in args.paper_kernels and in_reference_grid(k.split("|")[0], depths)]
-    paper_acc = {}
-    for k, acc in pool.map(partial(paper_run, c_grid=c_paper), paper_cands):
-        paper_acc[k] = acc
-        if len(paper_acc) % 10 == 0:  # the sweep runs for up to an hour: show it moves
-            _log(f"{name}: paper scores {len(paper_acc)}/{len(paper_cands)} ({time.perf_counter() - t:.0f} s)")
-    paper = {k: _paper_best(acc, c_paper) for k, acc in paper_acc.items()}
-    result["paper_search"] = paper_search(paper_acc, args.paper_c_step)
-    result["paper_per_fold"] = per_fold_selection(paper_acc)
-    # The best few GNTKs (the row compared with Table 1) again on all 120 C: a finer C grid lifts
-    # mostly the kernels already near the top (so this is a lower bound on the full grid's maximum).
-    refined = []
-    if args.paper_c_step > 1 and args.paper_refine:
-        top = sorted((k for k in paper if k.startswith("ntk")), key=lambda k: -paper[k]["mean"])[:args.paper_refine]
-        make = dict(paper_cands)
-        for k, acc in pool.map(partial(paper_run, c_grid=PAPER_C), [(k, make[k]) for k in top]):
-            full = _paper_best(acc, PAPER_C)
-            refined.append({"kernel": k, "coarse": paper[k], **full})
-            paper[k] = full
-    result["paper"], result["paper_refined"] = paper, refined
-    result["paper_wall_s"] = round(time.perf_counter() - t, 1)
-    result["paper_svm_s"] = svm_total(svm_seconds)
-    svm_seconds.clear()
-    _log(f"{name}: paper protocol over {len(paper)} kernels in {result['paper_wall_s']} s")
+        paper_cands = [(k, f) for k, f in forms(grams, args.paper_forms, False).items()
+                       if k.split()[0] in args.paper_kernels and in_reference_grid(k.split("|")[0], depths)]
+        paper_acc = {}
+        for k, acc in pool.map(partial(paper_run, c_grid=c_paper), paper_cands):
+            paper_acc[k] = acc
+            if len(paper_acc) % 10 == 0:  # the sweep runs for up to an hour: show it moves
+                _log(f"{name}: paper scores {len(paper_acc)}/{len(paper_cands)} ({time.perf_counter() - t:.0f} s)")
+        paper = {k: _paper_best(acc, c_paper) for k, acc in paper_acc.items()}
+        result["paper_search"] = paper_search(paper_acc, args.paper_c_step)
+        result["paper_per_fold"] = per_fold_selection(paper_acc)
+        # The best few GNTKs (the row compared with Table 1) again on all 120 C: a finer C grid lifts
+        # mostly the kernels already near the top (so this is a lower bound on the full grid's maximum).
+        if args.paper_c_step > 1 and args.paper_refine:
+            top = sorted((k for k in paper if k.startswith("ntk")), key=lambda k: -paper[k]["mean"])[:args.paper_refine]
+            make = dict(paper_cands)
+            for k, acc in pool.map(partial(paper_run, c_grid=PAPER_C), [(k, make[k]) for k in top]):
+                full = _paper_best(acc, PAPER_C)
+                refined.append({"kernel": k, "coarse": paper[k], **full})
+                paper[k] = full
+        result["paper"], result["paper_refined"] = paper, refined
+        result["paper_wall_s"] = round(time.perf_counter() - t, 1)
+        result["paper_svm_s"] = svm_total(svm_seconds)
+        svm_seconds.clear()
+        _log(f"{name}: paper protocol over {len(paper)} kernels in {result['paper_wall_s']} s")
 
     # Repeated nested CV: candidate scores once, then every family.
     t = time.perf_counter()
@@ -545,21 +555,30 @@ def run_dataset(name: str, args) -> dict:
     nested_sc = args.nested_scalings or args.scalings
     cands = {k: f for k, f in forms(grams, args.nested_forms, args.sums).items() if in_grid(k, nested_R, nested_sc)}
 
-    def nested_run(item):
-        k, make = item
-        base, form = k.split("|")
-        ident = "+".join(digests[b.strip()] for b in base.split("+"))
-        desc = {"nested": True, "gram": ident, "form": form, "C": c_nested.tolist(), "y": y_list,
-                "outer": args.outer, "inner": args.inner, "seed": 0}
-        sc, seconds = nested_scores(make, y, splits, c_nested, args.inner, cache, desc)
-        svm_seconds.append(seconds)
-        return k, sc
+    archive = ScoreArchive(args.out / "nested_scores" / f"{name}.json.gz")
+    fingerprints = {k: gram_fingerprint(K) for k, K in grams.items()}
+    y_digest = ScoreCache.key(y_list)
 
-    scores: dict[str, CandidateScores] = {}
-    for k, sc in pool.map(nested_run, cands.items()):
-        scores[k] = sc
-        if len(scores) % 10 == 0:
-            _log(f"{name}: nested scores {len(scores)}/{len(cands)} ({time.perf_counter() - t:.0f} s)")
+    def nested_run(item, r, rep):
+        k, make = item
+        desc = {"dataset": name, "candidate": k, "C": c_nested.tolist(), "y": y_digest, "outer": args.outer,
+                "inner": args.inner, "seed": 0, "repetition": r, "splits": ScoreCache.key([te.tolist() for _, te in rep]),
+                "v": 1}
+        both, seconds = nested_rep_scores(make, y, rep, c_nested, args.inner, archive, desc,
+                                          [fingerprints[b.strip()] for b in k.split("|")[0].split("+")])
+        svm_seconds.append(seconds)
+        return both
+
+    # Repetition by repetition, each saved to the archive when done: a killed run loses at most one.
+    per_rep: list[list[np.ndarray]] = []
+    for r, rep in enumerate(splits):
+        per_rep.append(list(pool.map(partial(nested_run, r=r, rep=rep), cands.items())))
+        archive.save()
+        _log(f"{name}: nested repetition {r + 1}/{len(splits)} over {len(cands)} candidates "
+             f"({time.perf_counter() - t:.0f} s)")
+    scores = {k: CandidateScores(np.stack([per_rep[r][i][0] for r in range(len(splits))]),
+                                 np.stack([per_rep[r][i][1] for r in range(len(splits))]))
+              for i, k in enumerate(cands)}
     pool.shutdown()
     families = {f: {k: s for k, s in scores.items() if f in family_of(k, depths)} for f in FAMILIES}
     nested, accs = {}, {}
@@ -602,7 +621,7 @@ def run_dataset(name: str, args) -> dict:
     for a, b in (("GNTK", "WL"), ("GNNGP", "WL"), ("graph_ntk best", "WL"), ("GNTK", "GNNGP")):
         if a in accs and b in accs:
             pairs[f"{a} - {b}"] = paired_comparison(accs[a], accs[b])
-    result.update(nested=nested, paired=pairs, nested_wall_s=round(time.perf_counter() - t, 1),
+    result.update(nested=nested, paired=pairs, nested_candidates=list(cands), nested_wall_s=round(time.perf_counter() - t, 1),
                   nested_svm_s=svm_total(svm_seconds),
                   protocol={"repeats": args.repeats, "outer": args.outer, "inner": args.inner,
                             "nested_c": args.nested_c, "nested_forms": list(args.nested_forms),
@@ -615,6 +634,31 @@ def run_dataset(name: str, args) -> dict:
     _log(f"{name}: nested over {len(cands)} candidates in {result['nested_wall_s']} s: "
          + ", ".join(f"{f} {100 * v['mean']:.1f}" for f, v in nested.items()))
     return result
+
+
+# What a --nested-only run keeps of the stored run: its paper protocol and the Gram grid that ran it.
+PAPER_KEYS = ("depths", "mlp_layers", "scalings", "paper_search", "paper_per_fold", "paper", "paper_refined",
+              "paper_wall_s", "paper_svm_s")
+PAPER_PROTOCOL = ("paper_c", "paper_refine", "paper_forms", "paper_kernels")
+
+
+def keep_paper(new: dict, stored: dict) -> dict:
+    """``new`` (a ``--nested-only`` result) with the paper protocol of ``stored`` (an earlier run of
+    the same dataset), its command as ``paper_command``, and the Gram times of both.
+
+    >>> old = {"paper": {"k": 1}, "mlp_layers": [1, 2, 3], "command": "run A", "gram_seconds": {"a": 1},
+    ...        "protocol": {"paper_c": 10, "repeats": 1}}
+    >>> new = {"mlp_layers": [2], "command": "run B", "gram_seconds": {"b": 2}, "protocol": {"paper_c": 120, "repeats": 10}}
+    >>> r = keep_paper(new, old)
+    >>> r["paper"], r["mlp_layers"], r["paper_command"], r["protocol"], sorted(r["gram_seconds"])
+    ({'k': 1}, [1, 2, 3], 'run A', {'paper_c': 10, 'repeats': 10}, ['a', 'b'])
+    """
+    out = {**new, **{k: stored[k] for k in PAPER_KEYS if k in stored}}
+    out["paper_command"] = stored.get("paper_command", stored["command"])
+    out["gram_seconds"] = {**stored.get("gram_seconds", {}), **new.get("gram_seconds", {})}
+    out["protocol"] = {**new["protocol"], **{k: stored["protocol"][k] for k in PAPER_PROTOCOL
+                                             if k in stored.get("protocol", {})}}
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -659,6 +703,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="moonshot: add hierarchical GNTK/GNNGP Grams (2 levels of 1 or 2 blocks, coarsened by "
                         "this structure-only method between them) for the nested grid's R and scalings")
     p.add_argument("--grams-only", action="store_true", help="compute and cache the Grams, nothing else")
+    p.add_argument("--nested-only", action="store_true",
+                   help="run the nested protocol only, keeping the paper protocol of the run stored in tu_gntk.json "
+                        "(e.g. to add repetitions without the paper grid's Grams)")
     p.add_argument("--report-only", action="store_true", help="rebuild tu_gntk.md and the plots from tu_gntk.json")
     return p
 
@@ -675,6 +722,11 @@ def main(argv=None) -> None:
     stored = json.loads(json_path.read_text()) if json_path.exists() else {}
     if not isinstance(stored, dict) or "datasets" not in stored:  # absent, or the old script's format
         stored = {"datasets": {}}
+    if args.nested_only:  # checked before any work
+        missing = [d for d in args.datasets if "paper" not in stored["datasets"].get(d, {})]
+        if missing:
+            raise SystemExit(f"--nested-only keeps the paper protocol stored in {json_path}, which has none for "
+                             f"{', '.join(missing)}: run those datasets without --nested-only first")
     if not args.report_only:
         command = "nice -n 19 .venv/bin/python experiments/tu_gntk.py " + " ".join(
             shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
@@ -687,8 +739,10 @@ def main(argv=None) -> None:
             r["command"], r["wall_s"] = command, round(time.perf_counter() - t, 1)
             if json_path.exists():  # another run may have added datasets meanwhile: merge, don't overwrite
                 stored["datasets"].update(json.loads(json_path.read_text()).get("datasets", {}))
-            stored["datasets"][name] = r
-            json_path.write_text(json.dumps(stored, indent=1))
+            stored["datasets"][name] = keep_paper(r, stored["datasets"][name]) if args.nested_only else r
+            tmp = json_path.with_name(json_path.name + ".tmp")  # never a half-written results file
+            tmp.write_text(json.dumps(stored, indent=1))
+            os.replace(tmp, json_path)
             report.write_all(stored, args.out, DATASETS)
     if not args.grams_only:
         report.write_all(stored, args.out, DATASETS)

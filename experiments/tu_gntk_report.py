@@ -294,7 +294,12 @@ def markdown(stored: dict, datasets: dict, raw_probes: list[dict] = ()) -> str:
         if p["nested_c"] < 25:
             dev.append(f"{p['nested_c']} inner C values (not 25)")
         L.append(f"* {d}: " + ("; ".join(dev) if dev else "none") + ".")
-    L += ["", "Commands:", ""] + [f"* {d}: `{res[d]['command']}`" for d in names if d in res]
+    L += ["", "Commands:", ""]
+    for d in (d for d in names if d in res):
+        if "paper_command" in res[d]:  # a --nested-only run on top of an earlier paper protocol
+            L += [f"* {d}, paper protocol: `{res[d]['paper_command']}`", f"* {d}, nested CV: `{res[d]['command']}`"]
+        else:
+            L.append(f"* {d}: `{res[d]['command']}`")
     L += [f"* {pr['dataset']}, raw Gram on part of the grid: `{pr['command']}`" for pr in raw_probes]
     L += ["", "Plots: `tu_gntk_depth.png` (accuracy vs depth, GNTK vs WL), `tu_gntk_time.png` (Gram time vs "
           "dataset size).", ""]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -115,31 +114,49 @@ def _experiment():
     return load_experiment("tu_gntk")
 
 
-def test_experiment_resumes_from_cache_with_identical_scores(tmp_path, monkeypatch):
+def test_nested_scores_resume_from_the_archive_on_a_fresh_machine(tmp_path, monkeypatch):
+    """Nested scores read back from the committed archive (no Gram cache needed) are those
+    computed; a Gram that changed is rescored; a damaged archive is refused, not overwritten."""
     exp = _experiment()
+    arch = load_experiment("score_archive")
     y, grams = _data(40)
-    splits = repeated_splits(y, 2, 4, seed=0)
-    desc = {"nested": True, "gram": "good"}
-    first, seconds = exp.nested_scores(lambda: grams["good"], y, splits, np.array(C_GRID), 3, ScoreCache(tmp_path),
-                                       desc)
-    assert seconds > 0
+    rep = repeated_splits(y, 1, 4, seed=0)[0]
+    path = tmp_path / "TOY.json.gz"
+    desc = {"candidate": "good|cos", "repetition": 0, "outer": 4}
+    fp = [arch.gram_fingerprint(grams["good"])]
+    a = arch.ScoreArchive(path)
+    first, seconds = exp.nested_rep_scores(lambda: grams["good"], y, rep, np.array(C_GRID), 3, a, desc, fp)
+    assert not path.exists()  # put() alone writes nothing: save() does, once per repetition
+    a.save()
 
     def refuse(*a, **k):
-        raise AssertionError("recomputed despite a valid cache")
+        raise AssertionError("recomputed despite a valid archive")
 
     monkeypatch.setattr(exp, "svm_candidate_scores", refuse)
-    again, seconds_again = exp.nested_scores(lambda: grams["good"], y, splits, np.array(C_GRID), 3,
-                                             ScoreCache(tmp_path), desc)
-    assert seconds_again == seconds  # the cost of the first computation, read back with the scores
-    np.testing.assert_array_equal(first.inner, again.inner)
-    np.testing.assert_array_equal(first.outer, again.outer)
-    # A damaged cache file is recomputed (here: refused, proving it was not trusted).
-    path = block_path(tmp_path, ScoreCache.key({**desc, "repetition": 0}))
-    path.write_bytes(path.read_bytes()[:-40])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CorruptBlockWarning)
-        with pytest.raises(AssertionError, match="recomputed"):
-            exp.nested_scores(lambda: grams["good"], y, splits, np.array(C_GRID), 3, ScoreCache(tmp_path), desc)
+    # float32 rounding of the same Gram (another machine) still matches
+    fp32 = [arch.gram_fingerprint(grams["good"].astype(np.float32))]
+    again, seconds_again = exp.nested_rep_scores(lambda: grams["good"], y, rep, np.array(C_GRID), 3,
+                                                 arch.ScoreArchive(path), desc, fp32)
+    np.testing.assert_array_equal(first, again)
+    assert seconds_again == pytest.approx(seconds, abs=1e-3)  # the cost of the first computation
+    # Another Gram under the same description is not trusted.
+    with pytest.raises(AssertionError, match="recomputed"):
+        exp.nested_rep_scores(lambda: grams["bad"], y, rep, np.array(C_GRID), 3, arch.ScoreArchive(path), desc,
+                              [arch.gram_fingerprint(grams["bad"])])
+    with pytest.raises(AssertionError, match="recomputed"):  # nor another repetition
+        exp.nested_rep_scores(lambda: grams["good"], y, rep, np.array(C_GRID), 3, arch.ScoreArchive(path),
+                              {**desc, "repetition": 1}, fp)
+    # A damaged or edited file is refused with a clear error.
+    import gzip
+    import json
+    doc = json.loads(gzip.decompress(path.read_bytes()))
+    next(iter(doc["entries"].values()))["scores"][1][0][0] = 1.0
+    path.write_bytes(gzip.compress(json.dumps(doc).encode()))
+    with pytest.raises(ValueError, match="checksum"):
+        arch.ScoreArchive(path)
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(ValueError, match="not a readable score archive"):
+        arch.ScoreArchive(path)
 
 
 def test_experiment_families_and_sums():
@@ -223,7 +240,8 @@ def test_experiment_end_to_end_keeps_moonshot_depths_out_of_the_reference(tmp_pa
     _write_gin_with_folds(tmp_path / "gin", "TOY")
     monkeypatch.setitem(exp.DATASETS, "TOY", ("TOY", False, (1,)))
     args = exp.build_parser().parse_args(
-        ["--data", str(tmp_path), "--cache-dir", str(tmp_path / "cache"), "--mlp-layers", "1", "--scalings", "sum",
+        ["--data", str(tmp_path), "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
+         "--mlp-layers", "1", "--scalings", "sum",
          "--paper-c-step", "40", "--paper-forms", "cos", "--nested-forms", "cos", "--repeats", "1", "--inner", "2",
          "--nested-c", "2", "--moonshot-depths", "2", "--jobs", "1"])
     r = exp.run_dataset("TOY", args)
@@ -237,6 +255,40 @@ def test_experiment_end_to_end_keeps_moonshot_depths_out_of_the_reference(tmp_pa
     assert sorted(map(int, r["nested_by_depth"])) == [1, 2] and r["protocol"]["moonshot_depths"] == [2]
     assert r["nested_inputs"]["L 1, 2"]["candidates"] == 4
     assert 0.5 < n["GNTK"]["mean"] <= 1.0  # cycles vs paths is learnable
+
+
+def test_experiment_nested_only_adds_repetitions_from_the_archive(tmp_path, monkeypatch):
+    """A second run on a fresh Gram cache (another machine) with more repetitions scores only
+    the new repetition, keeps the first run's paper protocol, and reproduces its repetition."""
+    import json
+
+    exp = _experiment()
+    _write_gin_with_folds(tmp_path / "gin", "TOY")
+    monkeypatch.setitem(exp.DATASETS, "TOY", ("TOY", False, (1,)))
+    import tu_gntk_report  # as main() imports it (tu_gntk put experiments/ on the path)
+    for nums in tu_gntk_report.PUBLISHED.values():  # a row of published numbers for the toy
+        monkeypatch.setitem(nums, "TOY", (50.0, 1.0))
+    out = tmp_path / "out"
+    common = ["--datasets", "TOY", "--data", str(tmp_path), "--out", str(out), "--mlp-layers", "1", "--scalings",
+              "sum", "--paper-c-step", "40", "--paper-forms", "cos", "--nested-forms", "cos", "--inner", "2",
+              "--nested-c", "2", "--no-sums", "--jobs", "1"]
+    with pytest.raises(SystemExit, match="run those datasets without --nested-only first"):
+        exp.main(common + ["--cache-dir", str(tmp_path / "c0"), "--repeats", "1", "--nested-only"])
+    exp.main(common + ["--cache-dir", str(tmp_path / "c1"), "--repeats", "1"])
+    first = json.loads((out / "tu_gntk.json").read_text())["datasets"]["TOY"]
+    calls = []
+    real = exp.svm_candidate_scores
+    monkeypatch.setattr(exp, "svm_candidate_scores", lambda *a, **k: calls.append(1) or real(*a, **k))
+    exp.main(common + ["--cache-dir", str(tmp_path / "c2"), "--repeats", "2", "--nested-only"])
+    second = json.loads((out / "tu_gntk.json").read_text())["datasets"]["TOY"]
+    n_cands = first["protocol"]["candidates"]
+    assert len(calls) == n_cands  # repetition 1 only: repetition 0 came from the archive
+    assert second["paper"] == first["paper"] and second["paper_command"] == first["command"]
+    assert second["protocol"]["repeats"] == 2 and second["protocol"]["paper_c"] == first["protocol"]["paper_c"]
+    for fam in first["nested"]:
+        assert second["nested"][fam]["accuracies"][0] == first["nested"][fam]["accuracies"][0]
+        assert len(second["nested"][fam]["accuracies"]) == 2
+    assert "nested CV: `" in (out / "tu_gntk.md").read_text()
 
 
 def _write_tu(folder: Path, name: str, graphs, attrs) -> None:
@@ -353,3 +405,36 @@ def test_experiment_edge_label_dataset(tmp_path):
         exp.edge_label_dataset(gin, tmp_path / "bad", "bad", drop_tag_value=19)
     assert exp.family_of("ntk L1 R1 sum rel JK|cos", (1, 3)) == ["graph_ntk best"]
     assert exp.family_of("ntk L1 R1 sum rel JK + wl h1|cos", (1, 3)) == ["graph_ntk best"]
+
+
+def test_committed_nested_tables_are_read_off_the_committed_scores():
+    """experiments/results/nested_scores/ holds the SVM scores behind the committed nested tables:
+    every family's mean, fold accuracies and paired differences follow from them exactly."""
+    import json
+
+    from experiment_modules import EXPERIMENTS
+
+    exp, arch = _experiment(), load_experiment("score_archive")
+    res = json.loads((EXPERIMENTS / "results" / "tu_gntk.json").read_text())["datasets"]
+    checked = []
+    for path in sorted((EXPERIMENTS / "results" / "nested_scores").glob("*.json.gz")):
+        name = path.name.removesuffix(".json.gz")
+        r, p = res[name], res[name]["protocol"]
+        by_label = arch.ScoreArchive(path).by_label()
+        scores = {}
+        for k in r["nested_candidates"]:
+            reps = [by_label[exp.archive_label(k, i, p["inner"], p["nested_c"], p["outer"])] for i in range(p["repeats"])]
+            scores[k] = CandidateScores(np.stack([b[0] for b in reps]), np.stack([b[1] for b in reps]))
+        accs = {}
+        for fam, stored in r["nested"].items():
+            members = {k: s for k, s in scores.items() if fam in exp.family_of(k, r["depths"])}
+            got = nested_select(members, np.logspace(-2, 4, p["nested_c"]))
+            assert len(members) == stored["candidates"]
+            np.testing.assert_array_equal(got.accuracies, stored["accuracies"])
+            assert got.mean == pytest.approx(stored["mean"], abs=1e-12)
+            accs[fam] = got.accuracies
+        for pair, stored in r["paired"].items():
+            a, b = pair.split(" - ")
+            assert paired_comparison(accs[a], accs[b])["mean_diff"] == pytest.approx(stored["mean_diff"], abs=1e-12)
+        checked.append(name)
+    assert "NCI1" in checked
