@@ -746,7 +746,7 @@ def main(argv=None) -> None:
             report.write_all(stored, args.out, DATASETS)
     if not args.grams_only:
         report.write_all(stored, args.out, DATASETS)
-    _log(f"wrote {args.out / 'tu_gntk.md'} ({platform.python_version()})")
+        _log(f"wrote {args.out / 'tu_gntk.md'} ({platform.python_version()})")
 
 
 if __name__ == "__main__":
