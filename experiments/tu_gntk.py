@@ -6,7 +6,8 @@ One command regenerates ``experiments/results/tu_gntk.md`` / ``.json`` and the p
     nice -n 19 .venv/bin/python experiments/tu_gntk.py
 
 (full protocol, all seven datasets; days of CPU time on two cores). Flags shrink it; the
-committed results were produced with the commands listed at the end of ``tu_gntk.md``.
+committed results were produced with the commands listed at the end of ``tu_gntk.md``, and
+``experiments/tu_gntk_replay.py`` reruns exactly those, in order.
 Grams and paper scores are cached (``--cache-dir``, git-ignored, verified by checksum on
 load), so a rerun resumes and only computes what is missing; per-dataset results
 accumulate in ``tu_gntk.json`` across runs. The nested CV's SVM scores are kept beside the

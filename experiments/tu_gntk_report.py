@@ -75,9 +75,13 @@ def markdown(stored: dict, datasets: dict, raw_probes: list[dict] = ()) -> str:
     res = stored["datasets"]
     names = list(datasets)
     L = ["# GNTK, GNNGP and WL on the TU benchmarks (issue #11)", "",
-         "Regenerate with `nice -n 19 .venv/bin/python experiments/tu_gntk.py` (the full protocol: the default; "
-         "see its docstring). Each dataset below was run with the command and settings listed under *Settings "
-         "actually run*; where they are smaller than the full protocol, that is said there. Accuracy in %.", ""]
+         "Regenerate this report from scratch with one command, `nice -n 19 .venv/bin/python "
+         "experiments/tu_gntk_replay.py`: it reruns every command listed under *Commands* at the end, in order "
+         "(many hours cold on 2 cores; cached Grams and scores, and the committed nested scores, are read back), "
+         "then `experiments/tu_gntk.py --report-only`, which rebuilds the tables and plots alone from "
+         "`tu_gntk.json`. Each dataset ran with the settings listed under *Settings actually run*; where they "
+         "are smaller than the full protocol (`experiments/tu_gntk.py` with no flags: days of CPU), that is said "
+         "there. Accuracy in %.", ""]
     L += ["## 1. Paper protocol (Du et al. 2019, `search.py`): best over kernel, form and C on the GIN folds", "",
           "Test-fold selection: optimistic by construction, reported only to compare with Table 1.", "",
           "| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]

@@ -21,7 +21,7 @@ import graph_ntk
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_MODULES = sorted(m.name for m in pkgutil.walk_packages(graph_ntk.__path__, "graph_ntk."))
-EXPERIMENT_MODULES = ["tu_gntk", "tu_gntk_report", "tu_inputs", "score_archive"]
+EXPERIMENT_MODULES = ["tu_gntk", "tu_gntk_report", "tu_gntk_replay", "tu_inputs", "score_archive"]
 
 
 def _run(module) -> None:
