@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graph_ntk.data import GraphDataset
+from graph_ntk.data import GraphDataset, InputEncoding
 from graph_ntk.datasets import load_tu
 
 __all__ = ["reference_self_loops", "attribute_dataset", "edge_label_dataset"]
@@ -143,7 +143,9 @@ def edge_label_dataset(ds, tu_root: Path, tu_name: str, drop_tag_value: int | No
         ambiguous += len(b) if len(edge_sets) > 1 else 0
     _bijection([(int(t), int(g)) for i, j in enumerate(match)
                 for t, g in zip(tu.graphs[j].node_labels, ds.graphs[i].node_labels[gin_keep[i]])], "node tags")
-    graphs = [dataclasses.replace(tu.graphs[j], node_labels=ds.graphs[i].node_labels[gin_keep[i]], x=None)
-              for i, j in enumerate(match)]
+    # The GIN file's tags with the TU file's bond types: one encoding naming both.
+    encoding = InputEncoding(tags=ds.encoding.tags, edge_labels=tu.encoding.edge_labels)
+    graphs = [dataclasses.replace(tu.graphs[j], node_labels=ds.graphs[i].node_labels[gin_keep[i]], x=None,
+                                  encoding=encoding) for i, j in enumerate(match)]
     meta = {**ds.meta, "num_edge_types": tu.meta["num_edge_types"], "edge_label_values": tu.meta["edge_label_values"]}
-    return GraphDataset(ds.name, graphs, ds.y, ds.folds, ds.num_tags, meta), ambiguous
+    return GraphDataset(ds.name, graphs, ds.y, ds.folds, None, meta, encoding), ambiguous

@@ -140,6 +140,10 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="folder of the test dataset (same --format); writes the (test graphs x training "
                            "graphs) kernel instead of the square Gram")
     test.add_argument("--test-name", help="test dataset name (default: --name)")
+    test.add_argument("--handle-unknown", choices=("error", "ignore"), default="error",
+                      help="a test node tag (or degree, with --degree-as-tag) that the training file lacks: "
+                           "refuse it (default) or give it the zero feature row; the test file is always "
+                           "encoded with the training file's tags, matched by raw value")
     arch = g.add_argument_group("architecture (GNTK of Du et al. 2019, or --model)")
     arch.add_argument("--model", metavar="FILE.py:NAME",
                       help="NAME from a Python file: a stax triple (init_fn, apply_fn, kernel_fn), a "
@@ -354,13 +358,18 @@ def _cmd_gram(args: argparse.Namespace) -> int:
             cluster = stack.enter_context(LocalCluster(n_workers=args.workers, threads_per_worker=1,
                                                        processes=True, dashboard_address=None))
             scheduler = cluster.scheduler_address
-        K = gram(model, rows, cols, get=args.kernel, dtype=args.dtype, method=args.method,
+        # The training file's encoding, frozen: the test file's tags are re-coded into it by
+        # raw value (each file numbers its own tags), unseen ones as --handle-unknown says.
+        encoding = ds.encoding.with_unknown(args.handle_unknown) if ds.encoding.tags is not None else ds.encoding
+        K = gram(model, rows, cols, encoding=encoding, get=args.kernel, dtype=args.dtype, method=args.method,
                  implementation=args.implementation.upper(), block_size=args.block_size,
                  memory_limit=args.memory_limit, cache_dir=args.cache_dir, progress=not args.no_progress,
                  config=config, scheduler=scheduler, all_depths=grid, backend=args.backend)
     if grid:  # keys L{depth}_jk / L{depth}_nojk for the requested depths
         K = {f"L{d}_{'jk' if jk else 'nojk'}": k for (d, jk), k in sorted(K.items()) if d >= args.blocks[0]}
-    gram_files.write_gram(args.output, K, gram_files.sidecar_info(args, ds, architecture, test_ds))
+    settings = {"get": args.kernel, "dtype": args.dtype, "method": args.method,
+                "implementation": args.implementation, "format": args.format, "degree_as_tag": args.degree_as_tag}
+    gram_files.write_gram(args.output, K, gram_files.sidecar_info(ds, architecture, settings, encoding, test_ds))
     what = "Gram" if test_ds is None else f"test x train kernel (rows: {test_ds.name} test graphs, columns: " \
                                           f"{ds.name} training graphs)"
     shape = next(iter(K.values())).shape if grid else K.shape
@@ -386,14 +395,10 @@ def _cmd_svm(args: argparse.Namespace) -> int:
     if info is not None and info.get("kind", "gram") != "gram":
         raise ValueError(f"{args.gram} is a {info.get('kind')} kernel (see {gram_files.sidecar(args.gram).name}); svm "
                          f"cross-validates the square Gram of one dataset")
-    K = gram_files.load_gram(args.gram, len(ds))
+    K = gram_files.load_gram(args.gram, len(ds), info, ds)
     if info is None:  # warned only once the Gram itself passed its checks: errors stay one line
         print(f"{_PROG}: warning: no {gram_files.sidecar(args.gram).name} next to {args.gram}: cannot check that the Gram's "
               f"graph order matches {ds.name}'s (write Grams with 'graph-ntk gram')", file=sys.stderr)
-    elif info.get("order_fingerprint") != gram_files.order_fingerprint(ds):
-        raise ValueError(f"{args.gram} was computed for graphs in another order than {ds.name} as loaded here "
-                         f"(see {gram_files.sidecar(args.gram).name}); use the same --dataset-dir and --format as for "
-                         f"'graph-ntk gram'")
     if info is not None:
         settings = info.get("settings", {})
         text = ", ".join(f"{k}={v}" for k, v in settings.items()) if isinstance(settings, dict) else settings

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from graph_ntk.checks import as_count
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import SVC
 
@@ -152,15 +154,24 @@ def cosine_normalize(K: np.ndarray, diag1: np.ndarray | None = None, diag2: np.n
         >>> cosine_normalize(np.array([[4.0, 2.0], [2.0, 1.0]])).tolist()
         [[1.0, 1.0], [1.0, 1.0]]
     """
-    K = np.asarray(K, dtype=np.float64)
+    K = as_real_matrix(K, "K")
+    if K.ndim != 2:
+        raise ValueError(f"K must be a 2-D kernel matrix, got shape {K.shape}")
     if diag1 is None or diag2 is None:
-        if K.ndim != 2 or K.shape[0] != K.shape[1]:
+        if K.shape[0] != K.shape[1]:
             raise ValueError(f"a rectangular K of shape {K.shape} needs diag1 and diag2 (the self-kernels)")
         diag1 = diag2 = np.diag(K)
-    d1, d2 = np.asarray(diag1, dtype=np.float64), np.asarray(diag2, dtype=np.float64)
+    d1, d2 = as_real_matrix(diag1, "diag1"), as_real_matrix(diag2, "diag2")
+    if d1.shape != (K.shape[0],) or d2.shape != (K.shape[1],):
+        raise ValueError(f"diag1 and diag2 must hold {K.shape[0]} and {K.shape[1]} self-kernels, got shapes "
+                         f"{d1.shape} and {d2.shape}")
+    for d, nm in ((d1, "diag1"), (d2, "diag2"), (K, "K")):
+        if not np.isfinite(d).all():
+            raise ValueError(f"{nm} holds NaN or infinite values; recompute the kernel")
     if (d1 <= 0).any() or (d2 <= 0).any():
         raise ValueError("cosine normalisation needs positive self-kernels k(G, G); a graph has k(G, G) <= 0")
-    return K / np.sqrt(np.outer(d1, d2))
+    # Scale rows and columns separately: outer(d1, d2) overflows for entries above ~1e154.
+    return K / np.sqrt(d1)[:, None] / np.sqrt(d2)[None, :]
 
 
 def _raw_scale(K: np.ndarray) -> float:
@@ -196,6 +207,25 @@ def default_folds(y: np.ndarray, n_splits: int = 10, seed: int = 0) -> list[tupl
     return [(tr, te) for tr, te in splitter.split(np.zeros(len(y)), y)]
 
 
+def as_real_matrix(K: Any, name: str) -> np.ndarray:
+    """``K`` as float64, refusing what a silent cast would corrupt: complex numbers (the
+    imaginary part would be dropped), strings, booleans and Python objects.
+
+    Example:
+        >>> as_real_matrix([[1, 2]], "K").dtype
+        dtype('float64')
+    """
+    try:
+        arr = np.asarray(K)
+    except (ValueError, TypeError):
+        raise ValueError(f"{name} must be a rectangular array of numbers, got a ragged list") from None
+    if arr.dtype.kind not in "iuf":
+        what = {"c": "complex numbers", "b": "booleans", "U": "strings", "S": "bytes", "O": "Python objects"}
+        raise TypeError(f"{name} must hold real numbers, got {what.get(arr.dtype.kind, str(arr.dtype))} "
+                        f"(dtype {arr.dtype})")
+    return arr.astype(np.float64, copy=False)
+
+
 def check_gram(K: Any, name: str = "K") -> np.ndarray:
     r"""``K`` as a float64 array, if it is a square, finite and symmetric Gram matrix.
 
@@ -206,7 +236,7 @@ def check_gram(K: Any, name: str = "K") -> np.ndarray:
         >>> check_gram([[2.0, 1.0], [1.0, 2.0]]).shape
         (2, 2)
     """
-    K = np.asarray(K, dtype=np.float64)
+    K = as_real_matrix(K, name)
     if K.ndim != 2 or K.shape[0] != K.shape[1]:
         raise ValueError(f"{name} must be a square Gram matrix, got shape {K.shape}")
     if not np.all(np.isfinite(K)):
@@ -231,9 +261,7 @@ def _grid(values: Any, name: str) -> np.ndarray:
 
 
 def _check_inner_splits(inner_splits: Any) -> int:
-    if isinstance(inner_splits, bool) or not isinstance(inner_splits, (int, np.integer)) or inner_splits < 2:
-        raise ValueError(f"inner_splits must be an integer >= 2 (inner cross-validation folds), got {inner_splits!r}")
-    return int(inner_splits)
+    return as_count(inner_splits, "inner_splits (inner cross-validation folds)", minimum=2)
 
 
 def _check(K: np.ndarray, y: np.ndarray, folds) -> tuple[np.ndarray, np.ndarray, list]:

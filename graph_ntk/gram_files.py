@@ -31,21 +31,59 @@ def sidecar(gram_path: Path) -> Path:
     return gram_path.with_name(gram_path.name + ".json")
 
 
-def sidecar_info(args: argparse.Namespace, ds, architecture: str, test_ds=None) -> dict[str, Any]:
+def sidecar_info(ds, architecture: str, settings: dict[str, Any], encoding=None, test_ds=None) -> dict[str, Any]:
     """What `graph-ntk svm` needs to trust a Gram file: the graph order it was computed in
-    (to line labels up with rows), and how (architecture and settings, printed by svm)."""
+    (to line labels up with rows), the input encoding (so that a Gram is never evaluated
+    against differently encoded graphs), and how (architecture and settings, printed by svm)."""
+    enc = ds.encoding if encoding is None else encoding
     info: dict[str, Any] = {
         "kind": "gram" if test_ds is None else "test x train",
         "dataset": ds.name, "graphs": len(ds), "order_fingerprint": order_fingerprint(ds),
         "architecture": architecture,
-        "settings": {"get": args.kernel, "dtype": args.dtype, "method": args.method,
-                     "implementation": args.implementation, "format": args.format,
-                     "degree_as_tag": args.degree_as_tag},
+        "settings": dict(settings),
+        "encoding": enc.to_dict(), "encoding_fingerprint": enc.fingerprint,
     }
     if test_ds is not None:  # rows are the test graphs, columns the training graphs
         info.update({"test_dataset": test_ds.name, "test_graphs": len(test_ds),
                      "testorder_fingerprint": order_fingerprint(test_ds)})
     return info
+
+
+def digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the arrays' bytes, in order (what the sidecar records)."""
+    h = hashlib.sha256()
+    for a in arrays.values():
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
+
+
+def verify(path: Path, K: np.ndarray, info: dict[str, Any], ds) -> None:
+    """Refuse a Gram file its sidecar does not vouch for: another matrix than the one written
+    (SHA-256), another graph order, or another input encoding than ``ds`` as loaded now."""
+    name = sidecar(path).name
+    recorded = info.get("sha256")
+    if recorded is not None and recorded != digest({"": K}):
+        raise ValueError(f"{path} is not the matrix its sidecar {name} describes (SHA-256 differs): the file was "
+                         "replaced or damaged after 'graph-ntk gram' wrote it; recompute it")
+    if info.get("order_fingerprint") != order_fingerprint(ds):
+        raise ValueError(f"{path} was computed for graphs in another order than {ds.name} as loaded here "
+                         f"(see {name}); use the same --dataset-dir and --format as for 'graph-ntk gram'")
+    recorded_enc = info.get("encoding_fingerprint")
+    if recorded_enc is not None and ds.encoding is not None and not _same_encoding(info.get("encoding"), ds.encoding):
+        raise ValueError(f"{path} was computed under another input encoding than {ds.name} as loaded here (node "
+                         f"tags or edge labels differ, see {name}); load it with the same options "
+                         "(e.g. --degree-as-tag) as for 'graph-ntk gram'")
+
+
+def _same_encoding(record: Any, enc) -> bool:
+    from graph_ntk.data.encoding import InputEncoding
+
+    try:
+        stored = InputEncoding.from_dict(record)
+    except (TypeError, ValueError):
+        return False
+    # The unknown-tag policy only matters for test files; the training graphs' vocabulary must match.
+    return stored.with_unknown(enc.handle_unknown).fingerprint == enc.fingerprint
 
 
 def write_gram(path: Path, K: np.ndarray | dict[str, np.ndarray], info: dict) -> None:
@@ -54,22 +92,24 @@ def write_gram(path: Path, K: np.ndarray | dict[str, np.ndarray], info: dict) ->
     and the matrix by its SHA-256) such that a kill at any moment never leaves ``path``
     without its own sidecar: first the old matrix goes, then the sidecar appears, then the
     matrix (each write atomic)."""
-    from graph_ntk.engine.files import _write_atomic, save_npy_atomic
+    from graph_ntk.engine.files import staged
 
     arrays = K if isinstance(K, dict) else {"": K}
     arrays = {key: np.ascontiguousarray(a) for key, a in arrays.items()}
     first = next(iter(arrays.values()))
-    digest = hashlib.sha256(b"".join(a.data for a in arrays.values())).hexdigest()
-    info = {**info, "dtype": first.dtype.str, "shape": list(first.shape), "sha256": digest}
+    info = {**info, "dtype": first.dtype.str, "shape": list(first.shape), "sha256": digest(arrays)}
     if isinstance(K, dict):
         info["keys"] = list(arrays)
-    path.unlink(missing_ok=True)
     text = json.dumps(info).encode()
-    _write_atomic(sidecar(path), lambda f: f.write(text))
-    if isinstance(K, dict):
-        _write_atomic(path, lambda f: np.savez(f, **arrays))
-    else:
-        save_npy_atomic(path, first)
+    # Both new files are written in full (as temporaries) before either old one is replaced,
+    # so a full disk or a kill leaves the previous output and its sidecar untouched. The two
+    # renames are not one atomic step: in between, the sidecar's SHA-256 no longer matches
+    # the matrix, and `svm` refuses the pair rather than trusting it.
+    with staged(sidecar(path), lambda f: f.write(text)) as commit_sidecar, \
+            staged(path, (lambda f: np.savez(f, **arrays)) if isinstance(K, dict)
+                   else (lambda f: np.save(f, first, allow_pickle=False))) as commit_matrix:
+        commit_matrix()
+        commit_sidecar()
 
 
 def read_sidecar(gram_path: Path) -> dict[str, Any] | None:
@@ -86,13 +126,17 @@ def read_sidecar(gram_path: Path) -> dict[str, Any] | None:
     return info
 
 
-def load_gram(path: Path, n: int) -> np.ndarray:
+def load_gram(path: Path, n: int, info: dict[str, Any] | None = None, ds=None) -> np.ndarray:
+    """The ``n x n`` Gram in ``path``, checked; with its sidecar ``info`` (and the dataset
+    ``ds`` as loaded now), also verified by :func:`verify` before any conversion."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found (Gram matrix written by 'graph-ntk gram')")
     try:
         K = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty or truncated file
         raise ValueError(f"{path}: not a readable .npy array ({exc or type(exc).__name__})") from None
+    if isinstance(K, np.ndarray) and info is not None and ds is not None:
+        verify(path, K, info, ds)
     if not isinstance(K, np.ndarray) or K.shape != (n, n):
         shape = getattr(K, "shape", "an archive")
         raise ValueError(f"{path}: expected a {n}x{n} Gram matrix for this dataset, got {shape}")

@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from graph_ntk.checks import as_count
 from scipy import stats
 from sklearn.model_selection import StratifiedKFold
 
@@ -58,8 +60,7 @@ def repeated_splits(y: np.ndarray, n_repeats: int = 10, n_splits: int = 10,
         (2, 5, True)
     """
     for name, v, low in (("n_repeats", n_repeats, 1), ("n_splits", n_splits, 2)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+        as_count(v, name, minimum=low)
     y = np.asarray(y)
     return [list(StratifiedKFold(n_splits, shuffle=True, random_state=seed + r).split(np.zeros(len(y)), y))
             for r in range(n_repeats)]

@@ -29,7 +29,8 @@ import numpy as np
 from neural_tangents import stax
 
 from graph_ntk.data.batch import GraphBatch, kernel_kwargs
-from graph_ntk.data.graph import Graph, as_count
+from graph_ntk.checks import as_count
+from graph_ntk.data.graph import Graph
 
 __all__ = ["KernelEstimate", "monte_carlo_kernel"]
 

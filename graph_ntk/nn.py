@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any, Callable, Literal
 
 from graph_ntk import program as P
+from graph_ntk.checks import as_choice, as_count, as_flag, as_real
 
 __all__ = [
     "ABRelu", "Abs", "Aggregate", "Dense", "Erf", "FanInConcat", "FanInSum", "FanOut", "Gelu", "GlobalMeanPool",
@@ -40,11 +41,15 @@ class Network(Sequence):
     Attributes:
         program: the :mod:`graph_ntk.program` ops, or ``None`` when a layer has no program.
         opaque: ``None``, or the name of the first layer without a program.
+        edge_types: the largest ``edge_types`` of its relational ``Aggregate`` layers (``None``
+            without one), known even when the description is opaque, so that the node path
+            builds per-type adjacencies for it.
     """
 
-    def __init__(self, build: Callable[[], tuple], program: P.Program | None, opaque: str | None = None) -> None:
+    def __init__(self, build: Callable[[], tuple], program: P.Program | None, opaque: str | None = None,
+                 edge_types: int | None = None) -> None:
         self._build, self._triple = build, None
-        self.program, self.opaque = program, opaque
+        self.program, self.opaque, self.edge_types = program, opaque, edge_types
 
     @property
     def triple(self) -> tuple:
@@ -96,7 +101,8 @@ def _compose(layers: Sequence[Any], combine: Callable[[list[P.Program]], P.Progr
         if prog is None and opaque is None:
             opaque = why
         programs.append(prog)
-    return Network(build, None if opaque else combine(programs), opaque)
+    types = [layer.edge_types for layer in layers if isinstance(layer, Network) and layer.edge_types]
+    return Network(build, None if opaque else combine(programs), opaque, max(types) if types else None)
 
 
 def _triples(layers: Sequence[Any]) -> list:
@@ -122,7 +128,8 @@ def parallel(*layers: Any) -> Network:
 
 def FanOut(num: int) -> Network:
     """NT's ``stax.FanOut``: ``num`` copies of the input."""
-    return _leaf((P.FanOut(int(num)),), lambda: _stax().FanOut(num))
+    num = as_count(num, "FanOut: num")
+    return _leaf((P.FanOut(num),), lambda: _stax().FanOut(num))
 
 
 def FanInSum() -> Network:
@@ -151,12 +158,16 @@ def Dense(out_dim: int, W_std: float = 1.0, b_std: float | None = None, batch_ax
     Only the default NTK parameterisation over the last axis has a program; other settings
     give an opaque (node-path) description.
     """
+    out_dim = as_count(out_dim, "Dense: out_dim")
+    W_std = as_real(W_std, "Dense: W_std", minimum=0.0)
+    b_std = None if b_std is None else as_real(b_std, "Dense: b_std", minimum=0.0)
+
     def build():
         return _stax().Dense(out_dim, W_std, b_std, batch_axis, channel_axis, parameterization, s)
 
     if parameterization != "ntk" or channel_axis != -1 or batch_axis != 0 or tuple(s) != (1, 1):
         return Network(build, None, f"Dense(parameterization={parameterization!r})")
-    return _leaf((P.Dense(int(out_dim), float(W_std), 0.0 if b_std is None else float(b_std)),), build)
+    return _leaf((P.Dense(out_dim, W_std, 0.0 if b_std is None else b_std),), build)
 
 
 def Scale(c: float) -> Network:
@@ -174,32 +185,39 @@ def Scale(c: float) -> Network:
 # ----------------------------------------------------------------------- nonlinearities
 def ABRelu(a: float, b: float, do_stabilize: bool = False) -> Network:
     r"""NT's ``stax.ABRelu``: :math:`\phi(x) = a\min(x, 0) + b\max(x, 0)`."""
-    return _leaf((P.ABRelu(float(a), float(b)),), lambda: _stax().ABRelu(a, b, do_stabilize))
+    a, b = as_real(a, "ABRelu: a"), as_real(b, "ABRelu: b")
+    do_stabilize = as_flag(do_stabilize, "ABRelu: do_stabilize")
+    return _leaf((P.ABRelu(a, b),), lambda: _stax().ABRelu(a, b, do_stabilize))
 
 
 def Relu(do_stabilize: bool = False) -> Network:
     """NT's ``stax.Relu`` (``ABRelu(0, 1)``)."""
+    do_stabilize = as_flag(do_stabilize, "Relu: do_stabilize")
     return _leaf((P.ABRelu(0.0, 1.0),), lambda: _stax().Relu(do_stabilize))
 
 
 def LeakyRelu(alpha: float, do_stabilize: bool = False) -> Network:
     """NT's ``stax.LeakyRelu`` (``ABRelu(alpha, 1)``)."""
-    return _leaf((P.ABRelu(float(alpha), 1.0),), lambda: _stax().LeakyRelu(alpha, do_stabilize))
+    alpha = as_real(alpha, "LeakyRelu: alpha")
+    do_stabilize = as_flag(do_stabilize, "LeakyRelu: do_stabilize")
+    return _leaf((P.ABRelu(alpha, 1.0),), lambda: _stax().LeakyRelu(alpha, do_stabilize))
 
 
 def Abs(do_stabilize: bool = False) -> Network:
     """NT's ``stax.Abs`` (``ABRelu(-1, 1)``)."""
+    do_stabilize = as_flag(do_stabilize, "Abs: do_stabilize")
     return _leaf((P.ABRelu(-1.0, 1.0),), lambda: _stax().Abs(do_stabilize))
 
 
 def Erf(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Network:
     r"""NT's ``stax.Erf``: :math:`\phi(x) = a\,\operatorname{erf}(bx) + c`."""
-    return _leaf((P.Erf(float(a), float(b), float(c)),), lambda: _stax().Erf(a, b, c))
+    a, b, c = as_real(a, "Erf: a"), as_real(b, "Erf: b"), as_real(c, "Erf: c")
+    return _leaf((P.Erf(a, b, c),), lambda: _stax().Erf(a, b, c))
 
 
 def Gelu(approximate: bool = False) -> Network:
     r"""NT's ``stax.Gelu``: :math:`\phi(x) = x\,\Phi(x)` (exact form only)."""
-    if approximate:
+    if as_flag(approximate, "Gelu: approximate"):
         return Network(lambda: _stax().Gelu(True), None, "Gelu(approximate=True)")
     return _leaf((P.Gelu(False),), lambda: _stax().Gelu(False))
 
@@ -219,6 +237,11 @@ def Aggregate(normalization: Literal["sum", "mean", "gcn"] = "sum", add_self_loo
         >>> Aggregate("mean", add_self_loops=True).program
         (Aggregate(normalization='mean', add_self_loops=True, edge_types=None),)
     """
+    normalization = as_choice(normalization, "Aggregate: normalization", ("sum", "mean", "gcn"))
+    add_self_loops = as_flag(add_self_loops, "Aggregate: add_self_loops")
+    implementation = as_choice(implementation, "Aggregate: implementation", ("DENSE", "SPARSE"))
+    types = None if edge_types is None else as_count(edge_types, "Aggregate: edge_types")
+
     def build():
         from graph_ntk.layers.aggregate import Aggregate as StaxAggregate
 
@@ -226,8 +249,7 @@ def Aggregate(normalization: Literal["sum", "mean", "gcn"] = "sum", add_self_loo
             return StaxAggregate(normalization, add_self_loops, implementation)
         return StaxAggregate(normalization, add_self_loops, implementation, edge_types=edge_types)
 
-    types = None if edge_types is None else int(edge_types)
-    return _leaf((P.Aggregate(normalization, bool(add_self_loops), types),), build)
+    return Network(build, (P.Aggregate(normalization, add_self_loops, types),), None, types)
 
 
 def GlobalSumPool() -> Network:
@@ -267,4 +289,5 @@ def StructurePool(method: Literal["graclus", "ndp", "kmis"], then: Any = None, *
 
     prog, why = program_of(rest)
     op = P.StructurePool(method, tuple(sorted((k, float(v)) for k, v in options.items())))
-    return Network(build, None if prog is None else (op, *prog), why)
+    return Network(build, None if prog is None else (op, *prog), why,
+                   rest.edge_types if isinstance(rest, Network) else None)

@@ -40,7 +40,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from graph_ntk.data.graph import as_count
+from graph_ntk.checks import as_count
 from graph_ntk.gp import gp_posterior_mean, gp_posterior_variance
 
 __all__ = ["DEFAULT_REGS", "NodeGPResult", "gp_posterior_mean", "gp_posterior_variance", "node_gp",

@@ -223,14 +223,14 @@ def normalize(program: Program) -> Program:
     return tuple(out)
 
 
-def check_gaussian(program: Program, gaussian: bool = True) -> bool:
+def check_gaussian(program: Program, gaussian: bool = False) -> bool:
     """Refuse what has no closed form, as NT does: a nonlinearity (or a ``FanInSum``) on an
-    activation that is not Gaussian — after a nonlinearity, a ``FanInConcat`` or a
+    activation that is not Gaussian — the raw input features, after a nonlinearity, a ``FanInConcat`` or a
     relational ``Aggregate`` (its channel blocks have different covariances), until the next
     ``Dense``. Returns whether the output is Gaussian.
 
     Example:
-        >>> check_gaussian((Aggregate("sum", edge_types=3), Dense(8), ABRelu(0.0, 1.0)))
+        >>> check_gaussian((Dense(8), Aggregate("sum", edge_types=3), Dense(8), ABRelu(0.0, 1.0)))
         False
     """
     for op in normalize(program):
@@ -238,8 +238,9 @@ def check_gaussian(program: Program, gaussian: bool = True) -> bool:
             gaussian = True
         elif isinstance(op, ELEMENTWISE):
             if not gaussian:
-                raise ValueError(f"{_name(op)} needs a Gaussian input: put a Dense before it (after a nonlinearity, "
-                                 "a FanInConcat or an Aggregate with edge_types the input is not Gaussian)")
+                raise ValueError(f"{_name(op)} needs a Gaussian input: put a Dense before it (the raw node "
+                                 "features, and the output of a nonlinearity, a FanInConcat or an Aggregate with "
+                                 "edge_types, are not Gaussian; neural-tangents refuses them too)")
             gaussian = False
         elif isinstance(op, Aggregate) and op.edge_types and op.edge_types > 1:
             gaussian = False

@@ -14,7 +14,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from graph_ntk.data.graph import Graph, GraphDataset
+from graph_ntk.data.encoding import InputEncoding
+from graph_ntk.data.graph import Graph, GraphDataset, fit_encoding
 from graph_ntk.evaluation import cosine_normalize
 
 __all__ = ["GraphKernelTransformer"]
@@ -58,6 +59,14 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
             ``None`` means ``GNTK()``.
         get: ``'ntk'`` or ``'nngp'``.
         normalize: cosine normalisation :math:`k(G,G')/\\sqrt{k(G,G)k(G',G')}`.
+        encoding: the :class:`~graph_ntk.InputEncoding` of the node tags. Default: the one the
+            training graphs carry (their dataset's, fitted on the whole file), else one
+            fitted on the training graphs in ``fit``. Frozen from ``fit`` on: ``transform``
+            re-codes every graph into it, so a training graph has the same kernel row
+            whatever graphs are transformed with it.
+        handle_unknown: a node tag the encoding has not seen: ``'ignore'`` (default, as in a
+            cross-validation fold whose test graphs hold a rare tag) gives it the zero
+            feature row; ``'error'`` refuses the graph.
         num_tags, dtype, method, implementation, block_size, cache_dir, config: passed to
             :func:`graph_ntk.engine.gram`.
 
@@ -69,8 +78,11 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
 
     def __init__(self, model: Any = None, get: str = "ntk", normalize: bool = True, num_tags: int | None = None,
                  dtype: str = "float64", method: str = "auto", implementation: str = "DENSE",
-                 block_size: int = 128, cache_dir: str | None = None, config: Any = None) -> None:
+                 block_size: int = 128, cache_dir: str | None = None, config: Any = None,
+                 encoding: InputEncoding | None = None, handle_unknown: str = "ignore") -> None:
         self.model = model
+        self.encoding = encoding
+        self.handle_unknown = handle_unknown
         self.get = get
         self.normalize = normalize
         self.num_tags = num_tags
@@ -82,7 +94,7 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
         self.config = config
 
     def _kwargs(self, diagonal: bool = False) -> dict[str, Any]:
-        kw = {"get": self.get, "num_tags": self.num_tags, "dtype": self.dtype, "method": self.method,
+        kw = {"get": self.get, "encoding": self.encoding_, "dtype": self.dtype, "method": self.method,
               "implementation": self.implementation, "config": self.config}
         # gram_diagonal picks its own (small) chunks; only full Grams use block_size.
         return kw if diagonal else {**kw, "block_size": self.block_size}
@@ -92,11 +104,29 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
 
         return GNTK() if self.model is None else self.model
 
+    def _fit_encoding(self, X: Any) -> None:
+        """Freeze the input encoding and the training graphs coded in it."""
+        from graph_ntk.engine.inputs import resolve_encoding
+
+        if not isinstance(self.handle_unknown, str) or self.handle_unknown not in ("error", "ignore"):
+            raise ValueError(f"handle_unknown must be 'error' or 'ignore', got {self.handle_unknown!r}")
+        if self.normalize not in (True, False):
+            raise TypeError(f"normalize must be True or False, got {self.normalize!r}")
+        graphs = X if isinstance(X, GraphDataset) else _graphs_of(X)
+        enc = self.encoding
+        if enc is None and self.num_tags is None:
+            carried = graphs.encoding if isinstance(graphs, GraphDataset) else None
+            enc = carried or fit_encoding(list(graphs))
+        enc, coded, _ = resolve_encoding(enc, self.num_tags if enc is None else None, graphs, None)
+        self.encoding_ = enc.with_unknown(self.handle_unknown) if enc.tags is not None else enc
+        self.train_graphs_ = [g.encoded(self.encoding_) for g in coded]
+
     def fit(self, X: Any, y: Any = None) -> "GraphKernelTransformer":
-        """Store the training graphs (and their self-kernels when ``normalize``)."""
+        """Freeze the input encoding, store the training graphs (and their self-kernels when
+        ``normalize``)."""
         from graph_ntk.engine import gram_diagonal
 
-        self.train_graphs_ = _graphs_of(X)
+        self._fit_encoding(X)
         if self.normalize:
             self.train_diag_ = gram_diagonal(self._model(), self.train_graphs_, **self._kwargs(diagonal=True))
         return self
@@ -105,7 +135,7 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
         """``fit(X).transform(X)``, computing the training Gram only once."""
         from graph_ntk.engine import gram
 
-        self.train_graphs_ = _graphs_of(X)
+        self._fit_encoding(X)
         K = np.asarray(gram(self._model(), self.train_graphs_, progress=False, cache_dir=self.cache_dir,
                             **self._kwargs()), dtype=np.float64)
         if not self.normalize:
@@ -118,7 +148,7 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
         from graph_ntk.engine import gram, gram_diagonal
 
         check_is_fitted(self, "train_graphs_")
-        graphs = _graphs_of(X)
+        graphs = list(X.graphs) if isinstance(X, GraphDataset) else _graphs_of(X)
         K = np.asarray(gram(self._model(), graphs, self.train_graphs_, progress=False, cache_dir=self.cache_dir,
                             **self._kwargs()), dtype=np.float64)
         if not self.normalize:

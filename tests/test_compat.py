@@ -53,7 +53,7 @@ def test_import_stays_light():
             "graph_ntk.nn as nn\n"
             "g = gn.Graph(3, np.array([[0, 1, 1, 2], [1, 0, 2, 1]]), node_labels=np.array([0, 1, 0]))\n"
             "gn.gram(gn.GNTK(2, 1), [g, g], progress=False)\n"
-            "gn.gram(nn.serial(nn.Dense(8), nn.Aggregate('mean', True), nn.Erf(), nn.GlobalSumPool()), [g], "
+            "gn.gram(nn.serial(nn.Dense(8), nn.Aggregate('mean', True), nn.Erf(), nn.GlobalSumPool()), [g], num_tags=2, "
             "progress=False)\n"
             "print([m for m in ('jax', 'neural_tangents') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -229,20 +229,35 @@ def test_cli_output_never_without_its_sidecar(tmp_path, monkeypatch, capsys):
     assert side["graphs"] == 12 and side["shape"] == [12, 12]
     assert side["sha256"] == hashlib.sha256(np.ascontiguousarray(K).data).hexdigest()
 
-    # Killed while writing the new sidecar, then while writing the new matrix: the old
-    # matrix (whose sidecar may be gone) must not survive either way.
-    for target in ("_write_atomic", "save_npy_atomic"):
-        original = getattr(files, target)
+    # Killed (or out of disk) while writing the new sidecar, then the new matrix: both are
+    # written in full before either old file is replaced, so the old pair survives intact.
+    for suffix in (".json", ".npy"):
+        original = files.staged
 
-        def killed(path, *a, _target=target, _original=original):
-            if _target == "save_npy_atomic" or str(path).endswith(".json"):
+        def killed(path, write, _suffix=suffix, _original=original):
+            if str(path).endswith(_suffix):
                 raise KeyboardInterrupt
-            return _original(path, *a)
+            return _original(path, write)
 
-        monkeypatch.setattr(files, target, killed)
+        monkeypatch.setattr(files, "staged", killed)
         assert main([*args, "--name", "G14"]) == 130
         monkeypatch.undo()
-        assert not out.exists()
+        assert json.loads((tmp_path / "K.npy.json").read_text())["graphs"] == 12 and np.load(out).shape == (12, 12)
+    # Killed between the two renames: the new matrix beside the old sidecar is refused by svm.
+    real_replace, calls = os.replace, []
+
+    def replace_then_die(a, b):
+        calls.append(b)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_replace(a, b)
+
+    monkeypatch.setattr(os, "replace", replace_then_die)
+    assert main([*args, "--name", "G14"]) == 130
+    monkeypatch.undo()
+    assert np.load(out).shape == (14, 14)
+    assert main(["svm", "--gram", str(out), "--dataset-dir", str(tmp_path / "data"), "--name", "G14"]) != 0
+    assert "SHA-256" in capsys.readouterr().err
     assert main([*args, "--name", "G14"]) == 0
     assert json.loads((tmp_path / "K.npy.json").read_text())["graphs"] == 14 and np.load(out).shape == (14, 14)
     assert not list(tmp_path.glob(".*.tmp"))

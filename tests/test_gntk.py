@@ -70,9 +70,9 @@ def test_relational_gntk_with_one_edge_type_is_the_gntk(aggregation, jk):
     # kernel must be exactly the GNTK's, NTK and NNGP alike.
     graphs = _random_graphs(0, 6, 3, num_types=1)
     plain = [gn.Graph(g.num_nodes, g.edge_index, g.node_labels) for g in graphs]
-    want = gn.gram(gn.gntk(3, 2, aggregation, jk, input_dim=3), plain, get=("nngp", "ntk"), progress=False)
+    want = gn.gram(gn.gntk(3, 2, aggregation, jk, input_dim=3), plain, get=("nngp", "ntk"), num_tags=3, progress=False)
     got = gn.gram(gn.gntk(3, 2, aggregation, jk, input_dim=3, edge_types=1), graphs, get=("nngp", "ntk"),
-                  progress=False)
+                  num_tags=3, progress=False)
     # (to rounding: the arc-cosine near correlation 1 turns 1e-16 differences into ~1e-9)
     for a, b in zip(want, got):
         np.testing.assert_allclose(b, a, rtol=1e-8, atol=0)

@@ -26,7 +26,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from graph_ntk.data.graph import Graph, as_count, as_edge_index, as_float_array, check_finite
+from graph_ntk.checks import as_count
+from graph_ntk.data.graph import Graph, as_edge_index, as_float_array, check_finite
 
 #: Widest one-hot encoding accepted. Integer tags this large are almost always raw ids
 #: (atom numbers, database keys) that should have been renumbered; the one-hot features
@@ -60,7 +61,12 @@ def one_hot(labels: np.ndarray, num_tags: int) -> np.ndarray:
 def _node_features(g: Graph, num_tags: int | None) -> np.ndarray:
     parts = []
     if g.node_labels is not None and num_tags is not None:
-        parts.append(one_hot(g.node_labels, num_tags))
+        enc = g.encoding
+        if enc is not None and enc.handle_unknown == "ignore" and enc.num_tags == num_tags:
+            # the unknown-tag code num_tags gets the zero row (InputEncoding's handle_unknown)
+            parts.append(one_hot(g.node_labels, num_tags + 1)[:, :num_tags])
+        else:
+            parts.append(one_hot(g.node_labels, num_tags))
     if g.x is not None:
         parts.append(g.x)
     if not parts:
@@ -71,8 +77,7 @@ def _node_features(g: Graph, num_tags: int | None) -> np.ndarray:
 
 def _edge_types(graphs: Sequence[Graph], num_edge_types: int) -> list[np.ndarray]:
     """Every graph's arc types, checked to lie in ``0..num_edge_types-1``."""
-    if isinstance(num_edge_types, bool) or not isinstance(num_edge_types, (int, np.integer)) or num_edge_types < 1:
-        raise ValueError(f"num_edge_types must be a positive integer, got {num_edge_types!r}")
+    num_edge_types = as_count(num_edge_types, "num_edge_types")
     out = []
     for i, g in enumerate(graphs):
         if g.edge_type is None:
@@ -209,6 +214,10 @@ class GraphBatch:
         if num_tags is not None:
             num_tags = as_count(num_tags, "num_tags")
         labelled = [g for g in graphs if g.node_labels is not None]
+        carried = {id(g.encoding): g.encoding for g in graphs if g.encoding is not None}
+        if num_tags is None and labelled and len(carried) == 1:
+            # the graphs' own (dataset) encoding: the width never depends on the batch's company
+            num_tags = next(iter(carried.values())).num_tags
         if num_tags is None and labelled and all(g.x is None for g in graphs):
             num_tags = 1 + max(int(g.node_labels.max()) for g in labelled)
         sizes = np.array([g.num_nodes for g in graphs])

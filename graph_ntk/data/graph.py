@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
+from graph_ntk.checks import as_count
+from graph_ntk.data.encoding import InputEncoding
+
 
 # --------------------------------------------------------------------------- input checks
 # Shared by Graph, GraphBatch, the converters and the node-level kernels, so that every bad
-# input gets the same one-line message naming the argument.
-def as_count(value: Any, name: str, minimum: int = 1) -> int:
-    """``value`` as a Python int >= ``minimum``; bools, floats (2.7 is not 2) and strings are refused.
-
-    Example:
-        >>> as_count(np.int32(3), "num_nodes")
-        3
-    """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})"
-                        + ("; round it explicitly if that is meant" if isinstance(value, (float, np.floating)) else ""))
-    if value < minimum:
-        why = ": empty graphs have no kernel" if name == "num_nodes" else ""
-        raise ValueError(f"{name} must be at least {minimum}, got {value}{why}")
-    return int(value)
-
-
+# input gets the same one-line message naming the argument (counts: graph_ntk.checks).
 def _as_array(value: Any, name: str, what: str) -> np.ndarray:
     try:
         arr = np.asarray(value)
@@ -105,6 +93,11 @@ class Graph:
     bond type of a molecule) for relational aggregation. Node information is either discrete ``node_labels`` (integer
     tags, one-hot encoded by the kernels) or continuous features ``x`` (or both).
 
+    ``encoding`` is the :class:`InputEncoding` the codes in ``node_labels`` and ``edge_type``
+    refer to (set by the loaders and by :class:`GraphDataset` on every graph of a file, so a
+    graph keeps its kernel in any company). Without one, integer labels and types are their
+    own raw values.
+
     Example:
         >>> g = Graph(3, np.array([[0, 1, 1, 2], [1, 0, 2, 1]]), node_labels=np.array([0, 1, 0]))
         >>> g.num_edges
@@ -117,6 +110,7 @@ class Graph:
     x: np.ndarray | None = None
     edge_weight: np.ndarray | None = None
     edge_type: np.ndarray | None = None
+    encoding: InputEncoding | None = None
 
     def __post_init__(self) -> None:
         n = as_count(self.num_nodes, "num_nodes")
@@ -153,19 +147,149 @@ class Graph:
             if et.size and et.min() < 0:
                 raise ValueError(f"edge_type must hold non-negative integer types, got {int(et.min())}")
             object.__setattr__(self, "edge_type", et)
+        if self.encoding is not None:
+            self._check_codes(self.encoding)
+
+    def _check_codes(self, enc: Any) -> None:
+        """Refuse codes that ``enc`` cannot decode."""
+        if not isinstance(enc, InputEncoding):
+            raise TypeError(f"encoding must be a graph_ntk.InputEncoding, got {type(enc).__name__}")
+        if self.node_labels is not None:
+            if enc.tags is None:
+                raise ValueError("the graph has node_labels but its encoding has no tag vocabulary; "
+                                 "fit the encoding on the tags (InputEncoding.fit)")
+            top = enc.num_tags + (enc.handle_unknown == "ignore")
+            if self.node_labels.size and self.node_labels.max() >= top:
+                raise ValueError(f"node_labels holds code {int(self.node_labels.max())}, but the encoding has "
+                                 f"{enc.num_tags} tags; encode raw tags with encoding.encode_tags(...)")
+        if self.edge_type is not None and enc.edge_labels is not None and self.edge_type.size \
+                and self.edge_type.max() >= len(enc.edge_labels):
+            raise ValueError(f"edge_type holds type {int(self.edge_type.max())}, but the encoding has "
+                             f"{len(enc.edge_labels)} edge labels; encode raw labels with encoding.encode_edges(...)")
+        if self.x is not None and enc.num_features is not None and self.x.shape[1] != enc.num_features:
+            raise ValueError(f"x has {self.x.shape[1]} columns but the encoding expects {enc.num_features}")
 
     @property
     def num_edges(self) -> int:
         """Number of arcs (an undirected edge counts twice)."""
         return int(self.edge_index.shape[1])
 
+    def encoded(self, enc: InputEncoding) -> "Graph":
+        """This graph with its tags and edge types re-coded into ``enc`` (itself when its codes
+        already mean the same; a graph without an encoding has integer raw values).
+
+        Example:
+            >>> g = Graph(2, np.array([[0, 1], [1, 0]]), node_labels=np.array([3, 5]))
+            >>> g.encoded(InputEncoding(tags=(5, 3))).node_labels.tolist()
+            [1, 0]
+        """
+        own = self.encoding
+        if own is enc:
+            return self
+        labels, types = self.node_labels, self.edge_type
+        if own is not None and labels is not None and own.tag_source != enc.tag_source:
+            raise ValueError(f"a graph's tags are node {own.tag_source} but the input encoding's are node "
+                             f"{enc.tag_source}: load every file the same way (e.g. degree_as_tag on both)")
+        if labels is not None:
+            if enc.tags is None:
+                raise ValueError("the graphs carry node_labels but the input encoding has no tag vocabulary; "
+                                 "fit the encoding on graphs with tags")
+            if own is None or own.tags is None:
+                labels = enc.encode_tags(labels)
+            elif own.tags != enc.tags or own.handle_unknown != enc.handle_unknown:
+                labels = enc.recode_table(own, "tags")[labels]
+        if types is not None and enc.edge_labels is not None:
+            if own is None or own.edge_labels is None:
+                types = enc.encode_edges(types)
+            elif own.edge_labels != enc.edge_labels:
+                types = enc.recode_table(own, "edges")[types]
+        if self.x is not None and enc.num_features is not None and self.x.shape[1] != enc.num_features:
+            raise ValueError(f"a graph has {self.x.shape[1]} feature columns but the input encoding expects "
+                             f"{enc.num_features}")
+        out = copy.copy(self)  # the arrays were validated already: no second pass over them
+        object.__setattr__(out, "node_labels", labels)
+        object.__setattr__(out, "edge_type", types)
+        object.__setattr__(out, "encoding", enc)
+        return out
+
+
+def raw_vocabulary(graphs: Sequence[Graph], attr: str) -> tuple | None:
+    """The raw values of ``attr`` (``'node_labels'`` or ``'edge_type'``) over ``graphs``, sorted.
+
+    A graph with an encoding contributes its encoding's whole vocabulary (so a subset of a
+    file keeps the file's alphabet); one without contributes ``range(max + 1)`` (its integer
+    codes are column numbers), so the result never depends on which graphs were picked.
+    """
+
+    seen: set = set()
+    found = False
+    for g in graphs:
+        if getattr(g, attr) is None:
+            continue
+        found = True
+        vocab = None if g.encoding is None else (g.encoding.tags if attr == "node_labels" else g.encoding.edge_labels)
+        if vocab is not None:
+            seen.update(vocab)
+        elif getattr(g, attr).size:
+            seen.update(range(int(getattr(g, attr).max()) + 1))
+    if not found:
+        return None
+    return InputEncoding.fit([sorted(seen, key=str)] if seen else [[0]]).tags
+
+
+def check_labels_below(graphs: Sequence[Graph], num_tags: int) -> None:
+    """Refuse integer labels outside ``0..num_tags-1`` (``num_tags`` = the tags as column numbers)."""
+    top = max((int(g.node_labels.max()) for g in graphs if g.node_labels is not None and g.node_labels.size
+               and g.encoding is None), default=-1)
+    if top >= num_tags:
+        raise ValueError(f"num_tags={num_tags} but a graph has node label {top}; node labels must lie in "
+                         "0..num_tags-1: raise num_tags or renumber the labels")
+
+
+def fit_encoding(graphs: Sequence[Graph], num_tags: int | None = None) -> InputEncoding:
+    """The encoding of a file: every tag and edge label its graphs can carry, their feature width.
+
+    Graphs that already share one encoding keep it. ``num_tags`` fixes the tag alphabet to
+    ``0..num_tags-1`` (integer labels as column numbers).
+
+    Example:
+        >>> g = Graph(2, np.array([[0, 1], [1, 0]]), node_labels=np.array([0, 2]))
+        >>> fit_encoding([g]).tags
+        (0, 1, 2)
+    """
+    encodings = {id(g.encoding): g.encoding for g in graphs if g.encoding is not None}
+    if len(encodings) == 1 and all(g.encoding is not None for g in graphs):
+        (enc,) = encodings.values()
+        if num_tags is None or enc.num_tags == num_tags:
+            return enc
+    widths = {g.x.shape[1] for g in graphs if g.x is not None}
+    if len(widths) > 1:
+        raise ValueError(f"the graphs have node features x of different widths {sorted(widths)}; give every "
+                         "graph the same number of feature columns")
+    if num_tags is not None:
+        num_tags = as_count(num_tags, "num_tags")
+        check_labels_below(graphs, num_tags)
+        tags: tuple | None = tuple(range(num_tags))
+    else:
+        tags = raw_vocabulary(graphs, "node_labels")
+    sources = {enc.tag_source for enc in encodings.values()}
+    unknown = {enc.handle_unknown for enc in encodings.values()}
+    return InputEncoding(tags=tags, edge_labels=raw_vocabulary(graphs, "edge_type"),
+                         num_features=widths.pop() if widths else None,
+                         tag_source=sources.pop() if len(sources) == 1 else "labels",
+                         handle_unknown=unknown.pop() if len(unknown) == 1 else "error")
+
 
 @dataclass(eq=False)
 class GraphDataset:
     """Graphs with class labels and, optionally, the benchmark's cross-validation folds.
 
-    ``folds[k] = (train_idx, test_idx)`` as 0-based graph indices. ``num_tags`` is the size
-    of the node-label alphabet (for one-hot features), ``None`` for unlabelled graphs.
+    ``folds[k] = (train_idx, test_idx)`` as 0-based graph indices. ``encoding`` is the
+    dataset's :class:`InputEncoding` (fitted on the whole file by the loaders; fitted here
+    from the graphs when not given, ``num_tags`` fixing the tag alphabet to
+    ``0..num_tags-1``); every graph is stamped with it, so any subset of the graphs keeps
+    the dataset's kernel. ``num_tags`` is the size of the tag alphabet (for one-hot
+    features), ``None`` for unlabelled graphs.
     """
 
     name: str
@@ -174,6 +298,7 @@ class GraphDataset:
     folds: list[tuple[np.ndarray, np.ndarray]] | None = None
     num_tags: int | None = None
     meta: dict = field(default_factory=dict)
+    encoding: InputEncoding | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str):
@@ -193,12 +318,17 @@ class GraphDataset:
             raise ValueError("y must be one class label per graph, got a ragged list") from None
         if self.y.shape != (len(self.graphs),):
             raise ValueError(f"y must have one label per graph ({len(self.graphs)}), got shape {self.y.shape}")
-        if self.num_tags is not None:
-            self.num_tags = as_count(self.num_tags, "num_tags")
-            top = max((int(g.node_labels.max()) for g in self.graphs if g.node_labels is not None), default=-1)
-            if top >= self.num_tags:
-                raise ValueError(f"num_tags={self.num_tags} but a graph has node label {top}; node labels must "
-                                 "lie in 0..num_tags-1: raise num_tags or renumber the labels")
+        if self.y.dtype == object:
+            raise TypeError("y must hold numbers or strings of one kind, got Python objects")
+        if self.encoding is None:
+            self.encoding = fit_encoding(self.graphs, self.num_tags)
+        elif not isinstance(self.encoding, InputEncoding):
+            raise TypeError(f"encoding must be a graph_ntk.InputEncoding, got {type(self.encoding).__name__}")
+        elif self.num_tags is not None and as_count(self.num_tags, "num_tags") != self.encoding.num_tags:
+            raise ValueError(f"num_tags={self.num_tags} but the encoding has {self.encoding.num_tags} tags; "
+                             "give one of them")
+        self.num_tags = self.encoding.num_tags
+        self.graphs = [g.encoded(self.encoding) for g in self.graphs]
         if self.folds is not None:
             folds = []
             for k, fold in enumerate(self.folds):
@@ -240,4 +370,5 @@ class GraphDataset:
         index = self._indices(index, "index")
         if index.size == 0:
             raise ValueError("index is empty: a subset needs at least one graph")
-        return GraphDataset(self.name, [self.graphs[i] for i in index], self.y[index], None, self.num_tags, dict(self.meta))
+        return GraphDataset(self.name, [self.graphs[i] for i in index], self.y[index], None, None, dict(self.meta),
+                            self.encoding)

@@ -284,7 +284,26 @@ def tokenize(path: Path, data: bytes, *, dtype: type = np.int64, commas: bool = 
         _raise_first_bad_token(path, raw, data, ends, first, count, dtype)
         # Tokens that parse one by one but not in bulk: should not happen, still be explicit.
         raise DatasetFormatError(path, None, "could not parse the numbers in this file")
+    if np.issubdtype(dtype, np.integer):
+        _refuse_saturated(path, raw, data, values, token_pos, ends, dtype)
     return Lines(path, raw, values, first, count, ends)
+
+
+def _refuse_saturated(path: Path, raw: bytes, data: bytes, values: np.ndarray, token_pos: np.ndarray,
+                      ends: np.ndarray, dtype: type) -> None:
+    """The parser clips integers beyond the 64-bit range to its bounds, which would merge two
+    different tags (or classes): refuse such a token, naming its line."""
+    info = np.iinfo(dtype)
+    for k in np.flatnonzero((values == info.max) | (values == info.min)):
+        pos = int(token_pos[k])
+        end = pos
+        while end < len(data) and data[end] > 32:
+            end += 1
+        token = data[pos:end]
+        if int(token) != int(values[k]):
+            line = int(np.searchsorted(ends, pos))
+            raise DatasetFormatError(path, line + 1, f"{quote(token)} is beyond the 64-bit integer range "
+                                     f"({info.min}..{info.max}); renumber these values")
 
 
 def _raise_first_bad_token(

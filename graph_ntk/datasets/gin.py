@@ -231,7 +231,6 @@ def load_gin(root: str | Path, name: str, *, degree_as_tag: bool = False) -> Gra
         receivers,
         y,
         tags=tags,
-        num_tags=int(tag_values.size),
         x=None,
         degree_as_tag=degree_as_tag,
         folds=folds,

@@ -78,12 +78,44 @@ class PlanetoidData:
         return int(self.edge_index.shape[1]) // 2
 
 
+class _SafeUnpickler(pickle.Unpickler):
+    """Unpickles only NumPy arrays, SciPy sparse matrices and builtin containers: a Planetoid
+    file from the internet could otherwise name any function and run it while loading."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"): ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"): ("numpy", "ndarray"),
+        ("numpy", "dtype"): ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"): ("numpy.core.multiarray", "scalar"),
+        ("scipy.sparse.csr", "csr_matrix"): ("scipy.sparse", "csr_matrix"),
+        ("scipy.sparse._csr", "csr_matrix"): ("scipy.sparse", "csr_matrix"),
+        ("scipy.sparse.csc", "csc_matrix"): ("scipy.sparse", "csc_matrix"),
+        ("scipy.sparse.coo", "coo_matrix"): ("scipy.sparse", "coo_matrix"),
+        ("scipy.sparse.lil", "lil_matrix"): ("scipy.sparse", "lil_matrix"),
+        ("__builtin__", "list"): ("builtins", "list"),
+        ("builtins", "list"): ("builtins", "list"),
+        ("__builtin__", "set"): ("builtins", "set"),
+        ("builtins", "set"): ("builtins", "set"),
+        ("collections", "defaultdict"): ("collections", "defaultdict"),
+        ("collections", "OrderedDict"): ("collections", "OrderedDict"),
+    }
+
+    def find_class(self, module: str, name: str):
+        target = self._ALLOWED.get((module, name))
+        if target is None:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a Planetoid file never needs "
+                                         "(only NumPy arrays, SciPy sparse matrices and lists/dicts are "
+                                         "loaded; nothing in the file is executed)")
+        return super().find_class(*target)
+
+
 def _load_pickle(path: Path):
     try:
         with open(path, "rb") as f, warnings.catch_warnings():
-            # Old pickles name scipy.sparse.csr.csr_matrix, a deprecated module path.
+            # Old pickles name numpy.core / scipy.sparse.csr, deprecated module paths.
             warnings.simplefilter("ignore", DeprecationWarning)
-            return pickle.load(f, encoding="latin1")
+            return _SafeUnpickler(f, encoding="latin1").load()
     except Exception as exc:  # any unpickling failure: report it as one line, not pickle's traceback
         raise DatasetFormatError(path, None, f"not a readable Planetoid pickle ({type(exc).__name__}: {exc})") from None
 
@@ -99,8 +131,15 @@ def _matrix(obj, path: Path, *, sparse: bool) -> sp.csr_matrix | np.ndarray:
     raise DatasetFormatError(path, None, f"expected a 2-D {'sparse feature' if sparse else 'one-hot label'} matrix, got {type(obj).__name__}")
 
 
-def _labels(onehot: np.ndarray) -> np.ndarray:
-    """Class of each one-hot row; ``-1`` for all-zero rows."""
+def _labels(onehot: np.ndarray, path: Path | None = None) -> np.ndarray:
+    """Class of each one-hot row; ``-1`` for all-zero rows. A row that is not one-hot (several
+    ones, or values other than 0/1) is refused: its class would be a guess."""
+    onehot = np.asarray(onehot)
+    bad = ~np.isin(onehot, (0, 1)).all(axis=1) | (onehot.sum(axis=1) > 1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DatasetFormatError(path or Path("labels"), None, f"label row {i} is not one-hot "
+                                 f"({onehot[i].tolist()[:10]}...): each node needs exactly one class (or none)")
     return np.where(onehot.any(axis=1), onehot.argmax(axis=1), -1).astype(np.int64)
 
 
@@ -175,7 +214,7 @@ def load_planetoid(root: str | Path, name: str) -> PlanetoidData:
     zero_row = sp.csr_matrix((1, num_features), dtype=np.float32)
     x = sp.vstack([feats["allx"], feats["tx"], zero_row], format="csr")[source]
     x.sort_indices()
-    y = np.concatenate([_labels(onehot["ally"]), _labels(onehot["ty"]), [-1]])[source]
+    y = np.concatenate([_labels(onehot["ally"], paths["ally"]), _labels(onehot["ty"], paths["ty"]), [-1]])[source]
 
     # Edges: union of both directions, minus self-loops and duplicates (the raw dicts
     # contain a few of each).

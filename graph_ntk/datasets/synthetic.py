@@ -5,7 +5,8 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from graph_ntk.data.graph import Graph, GraphDataset, as_count
+from graph_ntk.checks import as_count
+from graph_ntk.data.graph import Graph, GraphDataset
 
 __all__ = ["make_demo_dataset", "DEMO_CLASSES"]
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from graph_ntk.data.encoding import InputEncoding
 from graph_ntk.data.graph import Graph, GraphDataset
 from graph_ntk.datasets._errors import Lines, dataset_dir, missing_file, read_bytes, tokenize
 
@@ -126,7 +127,6 @@ def assemble(
     y: np.ndarray,
     *,
     tags: np.ndarray | None,
-    num_tags: int | None,
     x: np.ndarray | None,
     degree_as_tag: bool,
     folds: list[tuple[np.ndarray, np.ndarray]] | None,
@@ -145,8 +145,13 @@ def assemble(
     if degree_as_tag:
         degree = nx_degrees(senders, receivers, total)
         tag_values, tags = np.unique(degree, return_inverse=True)
-        num_tags = int(tag_values.size)
         meta = {**meta, "tag_values": tag_values, "degree_as_tag": True}
+    # The file's input encoding, fitted on all of it: every graph carries it, so a graph's
+    # kernel is the same alone, in a subset, or against another file (re-coded by raw value).
+    encoding = InputEncoding(tags=None if tags is None else meta["tag_values"],
+                             edge_labels=meta.get("edge_label_values") if edge_type is not None else None,
+                             num_features=None if x is None else x.shape[1],
+                             tag_source="degree" if degree_as_tag else "labels")
     bounds = np.searchsorted(senders, offsets)
     graphs = []
     for g in range(len(node_counts)):
@@ -160,9 +165,10 @@ def assemble(
                 node_labels=None if tags is None else tags[lo:hi],
                 x=None if x is None else x[lo:hi],
                 edge_type=None if edge_type is None else edge_type[a:b],
+                encoding=encoding,
             )
         )
-    return GraphDataset(name, graphs, y, folds=folds, num_tags=num_tags, meta=meta)
+    return GraphDataset(name, graphs, y, folds=folds, meta=meta, encoding=encoding)
 
 
 def load_tu(root: str | Path, name: str, *, degree_as_tag: bool = False) -> GraphDataset:
@@ -294,7 +300,6 @@ def load_tu(root: str | Path, name: str, *, degree_as_tag: bool = False) -> Grap
         receivers,
         y,
         tags=tags,
-        num_tags=num_tags,
         x=x,
         degree_as_tag=degree_as_tag,
         folds=None,

@@ -8,6 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
+from graph_ntk.checks import as_count
+
 from graph_ntk.data.graph import Graph
 
 # Rough costs on a 2-core CPU for GNTK(4, 2) (float64): seconds per unit of padded work
@@ -63,8 +65,7 @@ def plan_buckets(sizes: Sequence[int] | np.ndarray, max_buckets: int = 8) -> Buc
         >>> plan_buckets([5] * 100 + [200], max_buckets=4).bounds
         (5, 200)
     """
-    if isinstance(max_buckets, bool) or not isinstance(max_buckets, (int, np.integer)) or max_buckets < 1:
-        raise ValueError(f"max_buckets must be an integer >= 1, got {max_buckets!r}")
+    as_count(max_buckets, "max_buckets")
     values, counts = np.unique(np.asarray(sizes, dtype=np.int64), return_counts=True)
     if values.size == 0:
         raise ValueError("sizes is empty: no graphs to plan buckets for")

@@ -18,6 +18,8 @@ Temporary files
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import glob
 import hashlib
 import json
@@ -27,7 +29,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 try:  # advisory locks (POSIX); without them concurrent runs just may duplicate work
     import fcntl
@@ -39,7 +41,7 @@ import numpy as np
 from graph_ntk.data.graph import Graph
 
 # Bump when the meaning of a cached block changes, so old caches are never read.
-_CACHE_VERSION = "graph_ntk.engine/2"  # 2: checksummed .npz blocks
+_CACHE_VERSION = "graph_ntk.engine/3"  # 2: checksummed .npz blocks; 3: edge types and the input encoding keyed
 
 
 class CorruptBlockWarning(RuntimeWarning):
@@ -52,7 +54,8 @@ def _hash_graphs(h: "hashlib._Hash", graphs: Sequence[Graph]) -> None:
     for g in graphs:
         h.update(np.array([g.num_nodes, g.num_edges], dtype=np.int64).tobytes())
         h.update(np.ascontiguousarray(g.edge_index, dtype=np.int64).tobytes())
-        for arr in (g.node_labels, g.x, g.edge_weight):
+        # Everything a kernel can depend on (the codes' meaning, the encoding, is in the settings).
+        for arr in (g.node_labels, g.x, g.edge_weight, g.edge_type):
             if arr is None:
                 h.update(b"-")
             else:
@@ -124,11 +127,14 @@ def _remove_stale_temporaries(folder: Path, pattern: str = ".*.tmp", min_age_s: 
             os.close(fd)
 
 
-def _write_atomic(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
-    """Call ``write(file)`` on a locked temporary file next to ``path``, flush it to disk,
-    then rename it over ``path``: :func:`os.replace` is atomic within a file system, so
-    ``path`` is either absent, the old version or complete, whenever the process dies.
-    Temporaries of ``path`` left by killed runs are removed first."""
+@contextlib.contextmanager
+def staged(path: str | os.PathLike, write: Callable[[Any], None]) -> Iterator[Callable[[], None]]:
+    """Write ``path``'s new content in full to a locked temporary file beside it (flushed to
+    disk), then yield ``commit``, which renames it over ``path``; a temporary never committed
+    is removed. :func:`os.replace` is atomic within a file system, so ``path`` is either
+    absent, the old version or complete, whenever the process dies, and a failed write (a
+    full disk) leaves the old version in place. Temporaries of ``path`` left by killed runs
+    are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{path.name}."
@@ -138,28 +144,58 @@ def _write_atomic(path: str | os.PathLike, write: Callable[[Any], None]) -> None
         if _flock(fd, wait=True) is not False and _same_file(tmp, fd):
             break
         os.close(fd)  # a cleaner took it between creation and locking: use another name
+    committed = False
+
+    def commit() -> None:
+        nonlocal committed
+        os.replace(tmp, path)  # still locked: no cleaner can take it before the rename
+        committed = True
+        _sync_folder(path.parent)
+
+    f = os.fdopen(fd, "wb")  # kept open (locked) until the rename: no cleaner can take it
     try:
-        with os.fdopen(fd, "wb") as f:
+        try:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-            os.replace(tmp, path)  # still locked: no cleaner can take it before the rename
-    except BaseException:
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise OSError(errno.ENOSPC, f"writing {str(path)!r} failed: no space left on the disk; the "
+                              "previous version (if any) is untouched: free some space and rerun") from None
+            raise
+        except ValueError as exc:  # numpy reports a short write as "N requested and M written"
+            if "requested and" in str(exc):
+                raise OSError(errno.ENOSPC, f"writing {str(path)!r} failed: the disk is full ({exc}); the "
+                              "previous version (if any) is untouched: free some space and rerun") from None
+            raise
+        yield commit
+    finally:
+        f.close()
         # Also on KeyboardInterrupt: leave no temporary file behind when we still can (after
         # SIGKILL, the next write of the same file or cache folder removes it).
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable (best effort: not every system can sync a folder)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
+        if not committed:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename durable (best effort: not every system can sync a folder)."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
     except OSError:
         pass
+
+
+def _write_atomic(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
+    """:func:`staged` and commit: ``path`` is replaced only by a complete new version."""
+    with staged(path, write) as commit:
+        commit()
 
 
 def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -6,48 +6,105 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from graph_ntk.data.graph import Graph, GraphDataset
+from graph_ntk.data.encoding import InputEncoding
+from graph_ntk.checks import as_count
+from graph_ntk.data.graph import Graph, GraphDataset, check_labels_below, fit_encoding
 
 _GETS = ("nngp", "ntk")
 _DTYPES = ("float32", "float64")
 
-def _as_graph_list(graphs: Any, argname: str) -> tuple[list[Graph], int | None]:
-    """The graphs of a GraphDataset / sequence / object array, and the dataset's ``num_tags``."""
+def _as_graph_list(graphs: Any, argname: str) -> tuple[list[Graph], InputEncoding | None]:
+    """The graphs of a GraphDataset / sequence / object array, and the dataset's encoding."""
     if isinstance(graphs, GraphDataset):
-        return list(graphs.graphs), graphs.num_tags
+        return list(graphs.graphs), graphs.encoding
     if isinstance(graphs, Graph):
         raise TypeError(f"{argname} must be a sequence of Graph, got a single Graph; wrap it in a list")
-    try:
-        out = list(graphs)
-    except TypeError:
+    if isinstance(graphs, (str, bytes, dict)) or not hasattr(graphs, "__iter__"):
         raise TypeError(f"{argname} must be a GraphDataset or a sequence of graph_ntk.Graph, "
-                        f"got {type(graphs).__name__}") from None
+                        f"got {type(graphs).__name__}")
+    out = list(graphs)
     if not out:
         raise ValueError(f"{argname} is empty: give at least one graph")
     for i, g in enumerate(out):
         if not isinstance(g, Graph):
-            raise TypeError(f"{argname}[{i}] is a {type(g).__name__}, expected graph_ntk.Graph")
+            raise TypeError(f"{argname}[{i}] is a {type(g).__name__} ({type(g).__module__}), expected graph_ntk.Graph"
+                            + ("; convert it with graph_ntk.graph_from_networkx" if "networkx" in type(g).__module__
+                               else ""))
     return out, None
 
 
-def _resolve_num_tags(num_tags: int | None, dataset_tags: Iterable[int | None], graphs: Iterable[Graph]) -> int | None:
-    """One label alphabet for every graph, so one-hot features agree across blocks."""
-    if num_tags is not None:
-        if isinstance(num_tags, bool) or not isinstance(num_tags, (int, np.integer)) or num_tags < 1:
-            raise ValueError(f"num_tags must be a positive integer, got {num_tags!r}")
-        top = max((int(g.node_labels.max()) for g in graphs if g.node_labels is not None), default=-1)
-        if top >= num_tags:
-            raise ValueError(f"num_tags={num_tags} but a graph has node label {top}; labels must lie in "
-                             f"[0, num_tags): raise num_tags or renumber the labels")
-        return int(num_tags)
-    known = [t for t in dataset_tags if t is not None]
-    graphs = list(graphs)
-    labelled = [g for g in graphs if g.node_labels is not None]
-    if not labelled:
+_MIXED = InputEncoding()  # sentinel: graphs from several encodings (files)
+
+
+def _carried(graphs: list[Graph], dataset: InputEncoding | None) -> InputEncoding | None:
+    """The one encoding a side's graphs carry (their dataset's), None when they carry none,
+    ``_MIXED`` when they carry several."""
+    if dataset is not None:
+        return dataset
+    found = {id(g.encoding): g.encoding for g in graphs if g.encoding is not None}
+    if not found:
         return None
-    needed = 1 + max(int(g.node_labels.max()) for g in labelled)
-    # The dataset's alphabet may be larger than the labels that occur (e.g. a subset).
-    return max([needed, *known])
+    first = next(iter(found.values()))
+    if all(first.same_codes(e) and e.handle_unknown == first.handle_unknown for e in found.values()) \
+            and all(g.encoding is not None for g in graphs):
+        return first
+    return _MIXED
+
+
+def resolve_encoding(encoding: InputEncoding | None, num_tags: int | None, graphs: Any, graphs2: Any,
+                     width_free: bool = False) -> tuple[InputEncoding, list[Graph], list[Graph] | None]:
+    """One input encoding for a kernel call, and both sides' graphs re-coded into it.
+
+    The encoding is, in order: ``encoding``; ``num_tags`` (integer labels as column numbers
+    ``0..num_tags-1``); the encoding the columns (``graphs2``, the training side) carry;
+    the one the rows carry. Graphs that carry another encoding (another file) are re-coded
+    by raw value. Graphs that carry none, with discrete tags, and no encoding given, are
+    refused: their one-hot width would depend on which graphs share the call; unless the
+    model's kernel does not depend on that width (``width_free``: the GNTK preset, whose
+    first layer scales by it), when one is fitted on the call's graphs.
+    """
+    list1, ds1 = _as_graph_list(graphs, "graphs")
+    list2, ds2 = (None, None) if graphs2 is None else _as_graph_list(graphs2, "graphs2")
+    everything = list1 if list2 is None else list1 + list2
+    if encoding is not None and num_tags is not None:
+        raise ValueError("give encoding= or num_tags=, not both (num_tags=K means tags 0..K-1)")
+    if encoding is not None and not isinstance(encoding, InputEncoding):
+        raise TypeError(f"encoding must be a graph_ntk.InputEncoding (e.g. dataset.encoding), "
+                        f"got {type(encoding).__name__}")
+    if encoding is None and num_tags is not None:
+        num_tags = as_count(num_tags, "num_tags")
+        carried = [_carried(list1, ds1)] + ([] if list2 is None else [_carried(list2, ds2)])
+        if carried[0] is not None and carried[0] is not _MIXED and carried[0].num_tags == num_tags \
+                and all(c is None or carried[0].same_codes(c) for c in carried):
+            encoding = carried[0]  # num_tags only confirms the graphs' own encoding
+        else:
+            encoding = InputEncoding(tags=tuple(range(num_tags)))
+            check_labels_below(everything, num_tags)
+    if encoding is None:
+        carried2 = None if list2 is None else _carried(list2, ds2)
+        carried1 = _carried(list1, ds1)
+        for carried, side in ((carried2, "graphs2"), (carried1, "graphs")):
+            if carried is _MIXED and width_free:  # no kernel depends on the vocabulary: take the union
+                return _coded(fit_encoding(everything), list1, list2)
+            if carried is _MIXED:
+                raise ValueError(f"{side} mixes graphs of several input encodings (graphs loaded from different "
+                                 "files, or a file's graphs beside hand-made ones): pass encoding= (e.g. the "
+                                 "training dataset's .encoding) so that every graph is encoded the same way")
+        encoding = carried2 or carried1
+    if encoding is None:
+        if any(g.node_labels is not None for g in everything) and not width_free:
+            raise ValueError("the graphs carry integer node_labels but no input encoding, so the one-hot width "
+                             "would depend on which graphs share this call: put them in a GraphDataset (which "
+                             "fits one encoding for all of them), or pass encoding=graph_ntk.fit_encoding(all_graphs) "
+                             "or num_tags=K")
+        encoding = fit_encoding(everything)  # no kernel depends on what this fit sees (see above)
+    return _coded(encoding, list1, list2)
+
+
+def _coded(encoding: InputEncoding, list1: list[Graph], list2: list[Graph] | None
+           ) -> tuple[InputEncoding, list[Graph], list[Graph] | None]:
+    return encoding, [g.encoded(encoding) for g in list1], None if list2 is None else [g.encoded(encoding)
+                                                                                          for g in list2]
 
 
 def _input_dim(graphs: Sequence[Graph], num_tags: int | None) -> int:

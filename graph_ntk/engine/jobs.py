@@ -10,13 +10,16 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
+from graph_ntk.checks import as_count
+
+from graph_ntk.data.encoding import InputEncoding
 from graph_ntk.data.graph import Graph, GraphDataset
 from graph_ntk.engine.buckets import _NODE_BLOCK_SIZE, Chunk, _chunk_caps, _chunks, plan_buckets
 from graph_ntk.engine.files import _open_cache, _write_atomic, save_npy_atomic
-from graph_ntk.engine.inputs import _DTYPES, _GETS, _as_graph_list, _input_dim, _normalise_get, _resolve_num_tags
+from graph_ntk.engine.inputs import _DTYPES, _GETS, _input_dim, _normalise_get, resolve_encoding
 from graph_ntk.engine.item_path import ItemEngine, plan_item_chunks
 from graph_ntk.engine.memory import check_fits
-from graph_ntk.engine.models import GNTK, _resolve_model, _say_once
+from graph_ntk.engine.models import GNTK, _resolve_model, _say_once, check_model
 from graph_ntk.kernels.jax_tiles import BACKENDS
 from graph_ntk.kernels.tiles import reused_memory
 
@@ -44,7 +47,7 @@ class _Job:
         return len(self.gets) * self.readouts
 
 
-def _prepare(model, graphs, graphs2, *, get, num_tags, dtype, block_size, method, implementation, config,
+def _prepare(model, graphs, graphs2, *, get, num_tags, encoding=None, dtype, block_size, method, implementation, config,
              max_buckets, memory_limit, cache_dir, progress, all_depths=False, backend="auto") -> _Job:
     """Validate the arguments of :func:`gram`, choose the engine and cut the graphs into chunks."""
     gets, single = _normalise_get(get)
@@ -58,16 +61,14 @@ def _prepare(model, graphs, graphs2, *, get, num_tags, dtype, block_size, method
     if implementation not in _IMPLEMENTATIONS:
         raise ValueError(f"implementation must be 'DENSE' or 'SPARSE', got {implementation!r}")
     if block_size is not None:
-        if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
-            raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
-        block_size = int(block_size)
-    if isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, np.integer)) or memory_limit < 1:
-        raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
+        block_size = as_count(block_size, "block_size")
+    as_count(memory_limit, "memory_limit (bytes)")
 
-    list1, tags1 = _as_graph_list(graphs, "graphs")
-    list2, tags2 = (None, None) if graphs2 is None else _as_graph_list(graphs2, "graphs2")
+    check_model(model)
+    # The GNTK preset's first Dense has W_std = sqrt(input_dim): its kernel ignores the width.
+    encoding, list1, list2 = resolve_encoding(encoding, num_tags, graphs, graphs2, width_free=isinstance(model, GNTK))
     all_graphs = list1 if list2 is None else list1 + list2
-    tags = _resolve_num_tags(num_tags, (tags1, tags2), all_graphs)
+    tags = encoding.num_tags
     input_dim = _input_dim(all_graphs, tags)
 
     readouts = 1
@@ -79,6 +80,13 @@ def _prepare(model, graphs, graphs2, *, get, num_tags, dtype, block_size, method
         readouts = model.num_blocks + 1
     program, kernel_fn, settings = _resolve_model(model, input_dim, implementation, config)
     settings["all_depths"] = bool(all_depths)
+    edge_types = settings.pop("edge_types", None)
+    if edge_types:
+        lacking = next((i for i, g in enumerate(all_graphs) if g.edge_type is None), None)
+        if lacking is not None:
+            raise ValueError(f"the network aggregates over edge_types={edge_types} but graph {lacking} (counting "
+                             "graphs, then graphs2) has no edge_type: give every graph its arc types (e.g. "
+                             "load_tu reads DS_edge_labels.txt), or drop edge_types from Aggregate")
     if program is None:
         if method == "colour":
             raise ValueError(f"method='colour' needs a description with a layer program (graph_ntk.nn, "
@@ -114,6 +122,8 @@ def _prepare(model, graphs, graphs2, *, get, num_tags, dtype, block_size, method
         "get": list(gets),
         "dtype": dtype,
         "num_tags": tags,
+        # What the codes in the hashed graphs mean (the cache key and the sidecar hold it).
+        "encoding": encoding.to_dict(),
         "implementation": None if use_items else implementation,
         "plan": None if plan is None else list(plan.bounds),
         # Which graphs each chunk holds (block files are named by chunk).
@@ -129,7 +139,7 @@ def _prepare(model, graphs, graphs2, *, get, num_tags, dtype, block_size, method
                               each_readout=all_depths, backend=backend)
         from graph_ntk.engine.node_path import _NodeEngine
 
-        return _NodeEngine(kernel_fn(), gets, tags, implementation, dtype, list1, columns)
+        return _NodeEngine(kernel_fn(), gets, tags, implementation, dtype, list1, columns, edge_types)
 
     return _Job(gets, single, dtype, list1, list2, chunks1, chunks2, settings, make_engine, readouts)
 
@@ -141,6 +151,7 @@ def gram(
     *,
     get: str | Sequence[str] = "ntk",
     num_tags: int | None = None,
+    encoding: InputEncoding | None = None,
     dtype: Literal["float32", "float64"] = "float64",
     block_size: int | None = None,
     output: str | os.PathLike | None = None,
@@ -165,8 +176,14 @@ def gram(
         graphs2: the columns; ``None`` for the symmetric Gram of ``graphs`` with itself.
         get: ``'ntk'``, ``'nngp'``, or a tuple of both (then a tuple of matrices is returned
             in that order).
-        num_tags: size of the node-label alphabet for the one-hot features; default the
-            dataset's ``num_tags``, else one more than the largest label.
+        num_tags: shorthand for ``encoding=InputEncoding(tags=range(num_tags))``: integer
+            node labels as one-hot columns ``0..num_tags-1``.
+        encoding: the :class:`~graph_ntk.InputEncoding` of the node tags and edge labels.
+            Default: the one the columns (``graphs2``, the training side) carry, else the
+            rows' (every graph of a loaded dataset carries its file's encoding, so a subset
+            of it, or a test file loaded separately and re-coded by raw tag, gets the same
+            kernel as inside the whole file). Graphs with integer ``node_labels`` that
+            carry no encoding need ``encoding=`` or ``num_tags=``.
         dtype: ``'float64'`` (default; 64-bit mode is enabled for this call only) or
             ``'float32'``.
         block_size: at most this many graphs per side of one block. Default: 128 on the
@@ -231,7 +248,7 @@ def gram(
     from graph_ntk.engine import files, memory
 
     memory_limit = memory.resolve_memory_limit(memory_limit)
-    job = _prepare(model, graphs, graphs2, get=get, num_tags=num_tags, dtype=dtype, block_size=block_size,
+    job = _prepare(model, graphs, graphs2, get=get, num_tags=num_tags, encoding=encoding, dtype=dtype, block_size=block_size,
                    method=method, implementation=implementation, config=config, max_buckets=max_buckets,
                    memory_limit=memory_limit, cache_dir=cache_dir, progress=progress, all_depths=all_depths,
                    backend=backend)
@@ -270,6 +287,8 @@ def gram(
                 scheduler=scheduler)
     memory.check_finite(out, f"the {'/'.join(job.gets)} Gram matrix", job.dtype,
                         job.settings.get("aggregation"))
+    for channel in out:
+        memory.check_not_vanished(channel, f"the {'/'.join(job.gets)} Gram matrix", job.dtype, symmetric)
 
     if all_depths:
         grams = _depth_grams(job, out)
@@ -322,12 +341,12 @@ def gram_diagonal(
         >>> gram_diagonal(GNTK(1, 1), [g, g]).shape
         (2,)
     """
-    from graph_ntk.engine.memory import check_finite, resolve_memory_limit as _resolve_limit
+    from graph_ntk.engine.memory import check_finite, check_not_vanished, resolve_memory_limit as _resolve_limit
 
     if get not in _GETS:
         raise ValueError(f"get must be 'nngp' or 'ntk' for gram_diagonal, got {get!r}")
     job = _prepare(model, graphs, None, get=get, block_size=block_size, cache_dir=None, progress=progress,
-                   num_tags=kwargs.pop("num_tags", None), dtype=kwargs.pop("dtype", "float64"),
+                   num_tags=kwargs.pop("num_tags", None), encoding=kwargs.pop("encoding", None), dtype=kwargs.pop("dtype", "float64"),
                    method=kwargs.pop("method", "auto"), implementation=kwargs.pop("implementation", "DENSE"),
                    config=kwargs.pop("config", None), max_buckets=kwargs.pop("max_buckets", 8),
                    memory_limit=_resolve_limit(kwargs.pop("memory_limit", None)))
@@ -340,6 +359,7 @@ def gram_diagonal(
 
     _run_blocks(job, [(c, c) for c in job.chunks1], place, cache=None, progress=progress, side2="a")
     check_finite(diag, f"the {get} self-kernels", job.dtype, job.settings.get("aggregation"))
+    check_not_vanished(np.diag(diag), f"the {get} self-kernels", job.dtype, True)
     return diag
 
 

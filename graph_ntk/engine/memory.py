@@ -23,6 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
+from graph_ntk.checks import as_count
+
 __all__ = ["available_memory", "check_finite", "check_fits", "check_node_blocks", "default_memory_limit",
            "resolve_memory_limit"]
 
@@ -151,8 +153,7 @@ def resolve_memory_limit(memory_limit: int | None) -> int:
     """
     if memory_limit is None:
         return default_memory_limit()
-    if isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, np.integer)) or memory_limit < 1:
-        raise ValueError(f"memory_limit must be a positive number of bytes or None, got {memory_limit!r}")
+    memory_limit = as_count(memory_limit, "memory_limit (bytes, or None for 75% of the available memory)")
     have = available_memory()
     if memory_limit > have:
         raise ValueError(f"memory_limit={int(memory_limit)} bytes ({_gib(memory_limit)}) is more than this machine "
@@ -251,3 +252,30 @@ def check_finite(array: np.ndarray, what: str, dtype: str, aggregation: str | No
     fixes.append("fewer blocks/layers")
     raise ValueError(f"{what} is not finite ({bad} inf/NaN entries in {dtype}): the kernel overflowed; use "
                      f"{', '.join(fixes[:-1])}{', or ' if len(fixes) > 1 else ''}{fixes[-1]}")
+
+
+def check_not_vanished(K: np.ndarray, what: str, dtype: str, symmetric: bool) -> None:
+    """Raise a :class:`ValueError` when a Gram has vanished: a self-kernel :math:`k(G, G) = 0`
+    (square Grams) or every entry 0, which an SVM or GP would silently treat as data. It is
+    an underflow (tiny weights, deep mean aggregation; float32's smallest normal is 1.2e-38),
+    or graphs whose input features are all zero (e.g. only unseen tags).
+
+    Example:
+        >>> check_not_vanished(np.eye(2), "the Gram matrix", "float64", True)
+        >>> check_not_vanished(np.zeros((2, 2)), "the Gram matrix", "float32", True)
+        Traceback (most recent call last):
+        ...
+        ValueError: the Gram matrix has k(G, G) = 0 for graph 0 (in float32): the kernel underflowed to zero, or that graph's input features are all zero; use dtype='float64', larger W_std / b_std, or fewer layers, and check the graph's node features
+    """
+    if K.size == 0:
+        return
+    fixes = ([] if dtype == "float64" else ["dtype='float64'"]) + ["larger W_std / b_std", "or fewer layers"]
+    if symmetric and K.ndim == 2 and K.shape[0] == K.shape[1]:
+        zero = np.flatnonzero(np.diagonal(K) == 0)
+        if zero.size:
+            raise ValueError(f"{what} has k(G, G) = 0 for graph {int(zero[0])} (in {dtype}): the kernel underflowed "
+                             f"to zero, or that graph's input features are all zero; use {', '.join(fixes)}, and "
+                             "check the graph's node features")
+    elif not np.any(K):
+        raise ValueError(f"{what} is all zeros (in {dtype}): the kernel underflowed to zero, or the graphs' input "
+                         f"features are all zero; use {', '.join(fixes)}")

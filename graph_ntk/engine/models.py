@@ -11,6 +11,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from graph_ntk import program as P
+from graph_ntk.checks import as_choice, as_count, as_flag
 
 __all__ = ["GNTK"]
 
@@ -41,15 +42,10 @@ class GNTK:
 
     def __post_init__(self) -> None:
         for name in ("num_blocks", "num_mlp_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"GNTK {name} must be an integer >= 1, got {value!r}")
-            object.__setattr__(self, name, int(value))
-        if self.aggregation not in ("sum", "mean"):
-            raise ValueError(f"GNTK aggregation must be 'sum' or 'mean', got {self.aggregation!r}")
-        if self.readout not in ("sum", "mean"):
-            raise ValueError(f"GNTK readout must be 'sum' or 'mean', got {self.readout!r}")
-        object.__setattr__(self, "jumping_knowledge", bool(self.jumping_knowledge))
+            object.__setattr__(self, name, as_count(getattr(self, name), f"GNTK {name}"))
+        as_choice(self.aggregation, "GNTK aggregation", ("sum", "mean"))
+        as_choice(self.readout, "GNTK readout", ("sum", "mean"))
+        object.__setattr__(self, "jumping_knowledge", as_flag(self.jumping_knowledge, "GNTK jumping_knowledge"))
 
     def network(self, input_dim: int, implementation: Literal["DENSE", "SPARSE"] = "DENSE"):
         """The :func:`graph_ntk.gntk` network (a ``graph_ntk.nn`` description) for ``input_dim``
@@ -78,20 +74,43 @@ def _say_once(message: str) -> None:
         warnings.warn(message, UserWarning, stacklevel=4)
 
 
+def check_model(model: Any) -> None:
+    """Refuse, before any other work, what no path can evaluate: a class instead of an
+    instance, or an object that is no description, triple or ``kernel_fn``."""
+    if isinstance(model, type):
+        raise TypeError(f"model is the class {model.__name__}, not a description: pass an instance, e.g. "
+                        f"{model.__name__}() (or a graph_ntk.nn network)")
+    from graph_ntk.nn import Network
+
+    if isinstance(model, (GNTK, Network)):
+        return
+    if isinstance(model, tuple) and len(model) == 3:
+        model = model[2]
+    if not callable(model):
+        raise TypeError(f"model must be a graph_ntk.nn description, a GNTK, a stax triple or a kernel_fn, "
+                        f"got {type(model).__name__}")
+
+
 def _resolve_model(model: Any, input_dim: int, implementation: str, config: Any
                    ) -> tuple[Any, Callable | None, dict[str, Any]]:
     """``(program, kernel_fn, settings)``: the layer program when the description has one
     (else ``None`` and the ``kernel_fn`` for the node path) and the cache-key settings."""
     from graph_ntk.nn import Network
 
+    if isinstance(model, type):
+        raise TypeError(f"model is the class {model.__name__}, not a description: pass an instance, e.g. "
+                        f"{model.__name__}() (or a graph_ntk.nn network)")
     if isinstance(model, GNTK):
         network = _gntk_network(model, input_dim, implementation)
         return P.normalize(network.program), lambda: network[2], {**model.config(), "opaque": None}
     if isinstance(model, Network):
         if model.program is not None:
             program = P.normalize(model.program)
-            return program, lambda: model[2], {"model": "program", "program": repr(program), "opaque": None}
-        return None, lambda: model[2], {"model": "kernel_fn", "config": config, "opaque": model.opaque}
+            P.check_gaussian(program)  # the node path's NT refuses the same networks
+            return program, lambda: model[2], {"model": "program", "program": repr(program), "opaque": None,
+                                               "edge_types": model.edge_types}
+        return None, lambda: model[2], {"model": "kernel_fn", "config": config, "opaque": model.opaque,
+                                        "edge_types": model.edge_types}
     if isinstance(model, tuple) and len(model) == 3 and callable(model[2]):
         model = model[2]  # a whole stax triple
     if not callable(model):

@@ -21,8 +21,9 @@ class _NodeEngine:
     """Evaluates ``kernel_fn`` on padded batches of two chunks, one jit compilation per shape."""
 
     def __init__(self, kernel_fn: Callable, gets: tuple[str, ...], num_tags: int | None, implementation: str,
-                 dtype: str, graphs1: Sequence[Graph], graphs2: Sequence[Graph]) -> None:
-        self.kernel_fn, self.gets = kernel_fn, gets
+                 dtype: str, graphs1: Sequence[Graph], graphs2: Sequence[Graph],
+                 num_edge_types: int | None = None) -> None:
+        self.kernel_fn, self.gets, self.num_edge_types = kernel_fn, gets, num_edge_types
         self.num_tags, self.sparse, self.dtype = num_tags, implementation == "SPARSE", dtype
         self.graphs = {"a": graphs1, "b": graphs2}
         self.devices = jax.devices()
@@ -43,7 +44,7 @@ class _NodeEngine:
         graphs = self.graphs[side]
         index = np.concatenate([chunk.index, np.full(chunk.padded_len - chunk.index.size, chunk.index[0])])
         return GraphBatch.from_graphs([graphs[i] for i in index], num_tags=self.num_tags, sparse=self.sparse,
-                                      n_max=chunk.n_max, e_max=chunk.e_max)
+                                      n_max=chunk.n_max, e_max=chunk.e_max, num_edge_types=self.num_edge_types)
 
     def dispatch(self, ca: Chunk, sa: str, cb: Chunk, sb: str, slot: int):
         """Start the block asynchronously on device ``slot`` (round-robin over devices)."""

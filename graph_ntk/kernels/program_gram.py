@@ -80,9 +80,11 @@ def input_factor(part: FeaturePartition, num_tags: int | None, has_labels: bool)
     reps = part.representatives
     cols = []
     if has_labels and num_tags is not None:
-        onehot = np.zeros((reps.shape[0], num_tags))
+        # One spare column for the unknown-tag code ``num_tags`` (InputEncoding's
+        # handle_unknown='ignore'): its feature row is zero.
+        onehot = np.zeros((reps.shape[0], num_tags + 1))
         onehot[np.arange(reps.shape[0]), reps[:, 0].astype(np.int64)] = 1.0
-        cols.append(onehot)
+        cols.append(onehot[:, :num_tags])
         reps = reps[:, 1:]
     if reps.shape[1]:
         cols.append(reps)
@@ -137,7 +139,7 @@ def program_gram(
     t0 = time.perf_counter()
     backend = resolve_backend(backend)
     program = P.normalize(program)
-    P.check_gaussian(program)
+    P.check_gaussian(program)  # the raw input is not Gaussian (as in NT)
     symmetric = graphs2 is None
     joint = list(graphs) if symmetric else list(graphs) + list(graphs2)
     if not joint or (graphs2 is not None and not list(graphs2)) or not list(graphs):

@@ -29,6 +29,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+
+from graph_ntk.checks import as_count
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from graph_ntk.data.graph import Graph, GraphDataset
@@ -38,9 +40,7 @@ __all__ = ["WLSubtreeKernel", "wl_subtree_gram"]
 
 
 def _check_h(h: Any) -> int:
-    if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 0:
-        raise ValueError(f"h (the number of WL refinement steps) must be an integer >= 0, got {h!r}")
-    return int(h)
+    return as_count(h, "h (the number of WL refinement steps)", minimum=0)
 
 
 def _as_list(graphs: Any, name: str) -> list[Graph]:

@@ -47,6 +47,8 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from graph_ntk.checks import as_count
 from jax import ops
 from neural_tangents import stax
 from neural_tangents import Kernel
@@ -223,9 +225,8 @@ def Aggregate(
     implementation = str(implementation).upper()
     if implementation not in _IMPLEMENTATIONS:
         raise ValueError(f"implementation must be 'DENSE' or 'SPARSE', got {implementation!r}")
-    if edge_types is not None and (isinstance(edge_types, bool) or not isinstance(edge_types, (int, np.integer))
-                                   or edge_types < 1):
-        raise ValueError(f"edge_types must be a positive number of edge types (or None), got {edge_types!r}")
+    if edge_types is not None:
+        edge_types = as_count(edge_types, "edge_types (the number of edge types, or None)")
     sparse = implementation == "SPARSE"
     num_types = None if edge_types is None else int(edge_types)
 

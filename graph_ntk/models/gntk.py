@@ -38,7 +38,7 @@ from typing import Any, Callable, Literal, Sequence
 
 
 from graph_ntk import nn
-from graph_ntk.data.graph import as_count
+from graph_ntk.checks import as_count
 
 
 def gntk(

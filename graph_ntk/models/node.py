@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph_ntk import nn
-from graph_ntk.data.graph import as_count
+from graph_ntk.checks import as_count
 
 Implementation = Literal["DENSE", "SPARSE"]
 
