@@ -48,16 +48,25 @@ class KernelEstimate:
     n_groups: int
 
 
-def _batches(first, second, num_tags: int | None) -> tuple[GraphBatch, GraphBatch | None]:
-    """Both sets as batches padded to one node count (lists are padded here)."""
-    from graph_ntk.engine.inputs import _as_graph_list
+def _batches(first, second, num_tags: int | None, encoding, num_edge_types: int | None
+             ) -> tuple[GraphBatch, GraphBatch | None]:
+    """Both sets as batches padded to one node count (lists are padded here, their tags
+    encoded as :func:`graph_ntk.gram` encodes them)."""
+    from graph_ntk.engine.inputs import _as_graph_list, resolve_encoding
 
     # Lists are checked here, so an empty list or a stray object gets a message naming it
     # instead of failing inside max() or GraphBatch.from_graphs.
     sets = [s if isinstance(s, GraphBatch) else _as_graph_list(s, name)[0]
             for s, name in ((first, "graphs_or_batch"), (second, "graphs2"))[:1 if second is None else 2]]
+    lists = [s for s in sets if not isinstance(s, GraphBatch)]
+    if lists:
+        enc, coded1, coded2 = resolve_encoding(encoding, num_tags, lists[0], lists[1] if len(lists) > 1 else None)
+        coded = iter([coded1] + ([coded2] if coded2 is not None else []))
+        sets = [s if isinstance(s, GraphBatch) else next(coded) for s in sets]
+        num_tags = enc.num_tags
     n = max(s.x.shape[1] if isinstance(s, GraphBatch) else max(g.num_nodes for g in s) for s in sets)
-    batches = [s if isinstance(s, GraphBatch) else GraphBatch.from_graphs(list(s), n_max=n, num_tags=num_tags)
+    batches = [s if isinstance(s, GraphBatch) else GraphBatch.from_graphs(list(s), n_max=n, num_tags=num_tags,
+                                                                          num_edge_types=num_edge_types)
                for s in sets]
     if any(b.x.shape[1] != n for b in batches):
         raise ValueError("both sets must be padded to the same node count, got "
@@ -77,6 +86,8 @@ def monte_carlo_kernel(
     n_groups: int = 8,
     num_tags: int | None = None,
     implementation: int = 1,
+    encoding: Any = None,
+    num_edge_types: int | None = None,
     **apply_kwargs: Any,
 ) -> KernelEstimate | dict[str, KernelEstimate]:
     r"""Monte Carlo NNGP and/or NTK of ``network`` between two sets of graphs, with standard errors.
@@ -92,7 +103,10 @@ def monte_carlo_kernel(
         batch_size: compute the kernel in blocks of this many graphs (must divide both
             set sizes; 0 = all at once), as ``neural_tangents.monte_carlo_kernel_fn``.
         n_groups: number of independent groups for the standard error (>= 2).
-        num_tags: one-hot size for node labels when graph lists are given.
+        num_tags, encoding: the input encoding of graph lists, as for :func:`graph_ntk.gram`
+            (default: the one the graphs carry).
+        num_edge_types: ``T`` of the network's relational ``Aggregate(edge_types=T)`` for
+            graph lists (default: the ``graph_ntk.nn`` description's own).
         implementation: neural-tangents' empirical-NTK implementation (1 = Jacobian
             contraction, which works for every graph_ntk layer).
         **apply_kwargs: extra keyword arguments for ``apply_fn`` (paired as ``(v1, v2)``
@@ -124,7 +138,11 @@ def monte_carlo_kernel(
         key = jax.random.PRNGKey(int(key))  # a plain seed, as users pass to numpy
     init_fn, apply_fn = network[0], network[1]
 
-    b1, b2 = _batches(graphs_or_batch, graphs2, num_tags)
+    if num_edge_types is None:
+        num_edge_types = getattr(network, "edge_types", None)  # a graph_ntk.nn description knows it
+    elif num_edge_types is not None:
+        num_edge_types = as_count(num_edge_types, "num_edge_types")
+    b1, b2 = _batches(graphs_or_batch, graphs2, num_tags, encoding, num_edge_types)
     kwargs = {**kernel_kwargs(b1, b2), **apply_kwargs}
 
     group = n_samples // n_groups

@@ -40,7 +40,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from graph_ntk.checks import as_count
+from graph_ntk.checks import as_count, as_real
 from graph_ntk.gp import gp_posterior_mean, gp_posterior_variance
 
 __all__ = ["DEFAULT_REGS", "NodeGPResult", "gp_posterior_mean", "gp_posterior_variance", "node_gp",
@@ -152,7 +152,14 @@ def node_gp_select(
             raise ValueError(f"{name} holds node {bad}, outside 0..{y.size - 1} (y has {y.size} labels)")
         splits.append(idx.astype(np.int64))
     train_idx, val_idx, test_idx = splits
-    regs = sorted(float(r) for r in regs)
+    for (na, a), (nb, b) in ((("train_idx", train_idx), ("test_idx", test_idx)),
+                             (("train_idx", train_idx), ("val_idx", val_idx)),
+                             (("val_idx", val_idx), ("test_idx", test_idx))):
+        shared = np.intersect1d(a, b)
+        if shared.size:  # a node both fitted and scored would inflate the accuracy
+            raise ValueError(f"{na} and {nb} share {shared.size} node(s) (e.g. node {int(shared[0])}); give "
+                             "disjoint splits")
+    regs = sorted(as_real(r, "regs[i]", positive=True) for r in regs)
     if not regs:
         raise ValueError("regs is empty: give at least one ridge value")
     y_train = _labels(y[train_idx], num_classes, "y[train_idx]")

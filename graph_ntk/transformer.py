@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from graph_ntk.checks import as_flag
 from graph_ntk.data.encoding import InputEncoding
 from graph_ntk.data.graph import Graph, GraphDataset, fit_encoding
 from graph_ntk.evaluation import cosine_normalize
@@ -110,8 +111,7 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
 
         if not isinstance(self.handle_unknown, str) or self.handle_unknown not in ("error", "ignore"):
             raise ValueError(f"handle_unknown must be 'error' or 'ignore', got {self.handle_unknown!r}")
-        if self.normalize not in (True, False):
-            raise TypeError(f"normalize must be True or False, got {self.normalize!r}")
+        as_flag(self.normalize, "normalize")
         graphs = X if isinstance(X, GraphDataset) else _graphs_of(X)
         enc = self.encoding
         if enc is None and self.num_tags is None:

@@ -10,7 +10,8 @@ Cache blocks
 Locks
     ``<row>_<col>.lock`` beside each block takes an advisory :func:`fcntl.flock` while a run
     computes that block, so concurrent runs on one cache compute each block once; locks
-    vanish with their process, so a killed run never blocks the next one.
+    vanish with their process, so a killed run never blocks the next one, and a waiter takes
+    over the block of a stopped run or after ``LOCK_TIMEOUT`` seconds (see :class:`BlockLock`).
 Temporary files
     every file is written as ``.<name>.<random>.tmp`` (locked while written), then renamed;
     unlocked temporaries of the same name are left-overs of killed runs and are removed.
@@ -25,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
 import warnings
@@ -266,8 +268,32 @@ def load_block(folder: Path, name: str, shape: tuple[int, ...], dtype: str | np.
     return None
 
 
+#: Seconds a run waits for a block that another run is computing before computing it itself
+#: (``GRAPH_NTK_LOCK_TIMEOUT``; a duplicate computation is harmless, the saves are atomic).
+LOCK_TIMEOUT = float(os.environ.get("GRAPH_NTK_LOCK_TIMEOUT", "1800"))
+
+
+class LockWaitWarning(RuntimeWarning):
+    """A run waits for, or takes over, a block another run holds."""
+
+
+def _process_state(pid: int) -> str | None:
+    """The one-letter state of a local process (``'T'``: stopped), or None if unknown/gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError, UnicodeDecodeError):
+        return None
+
+
 class BlockLock:
     """Advisory lock of one cache block (``<name>.lock`` beside it), held while computing it.
+
+    The holder writes its process id, host and start time into the lock file, so a waiting
+    run can say whose lock it waits on. Take-over rule: a waiter computes the block itself
+    (unlocked) when the holder is a *stopped* process on this host (``kill -STOP``, a
+    suspended shell job), or after :data:`LOCK_TIMEOUT` seconds; a killed holder releases its
+    lock at once (the kernel drops it with the process).
 
     Example:
         >>> import tempfile, pathlib
@@ -281,15 +307,62 @@ class BlockLock:
         self.path = folder / f"{name}.lock"
         self._fd: int | None = None
 
-    def acquire(self, wait: bool) -> bool:
-        """Take the lock; False when another process holds it (only without ``wait``).
-        Where locking is unsupported it is 'taken' (runs then may duplicate work)."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        if _flock(fd, wait) is False:
+    def acquire(self, wait: bool, timeout: float | None = None) -> bool:
+        """Take the lock; False when another process holds it (without ``wait``). With
+        ``wait``, poll until it is free, or until the take-over rule applies: then return
+        False (not held: compute the block anyway). Where locking is unsupported it is
+        'taken' (runs then may duplicate work)."""
+        timeout = LOCK_TIMEOUT if timeout is None else timeout
+        start, said, delay = time.monotonic(), False, 0.05
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            got = _flock(fd, wait=False)
+            if got is not False:
+                self._fd = fd
+                self._write_owner(fd)
+                return True
             os.close(fd)
-            return False
-        self._fd = fd
-        return True
+            if not wait:
+                return False
+            owner = self.owner()
+            stopped = owner.get("host") == socket.gethostname() and _process_state(int(owner.get("pid", -1))) in ("T", "t")
+            waited = time.monotonic() - start
+            if stopped or waited >= timeout:
+                why = "is stopped" if stopped else f"has held it for over {timeout:g} s (GRAPH_NTK_LOCK_TIMEOUT)"
+                warnings.warn(f"computing cache block {self.path.stem} here: the run holding its lock "
+                              f"({self._describe(owner)}) {why}", LockWaitWarning, stacklevel=3)
+                return False
+            if not said and waited > 2.0:
+                warnings.warn(f"waiting for cache block {self.path.stem}: another run computes it "
+                              f"({self._describe(owner)}); taken over if that run is stopped or after "
+                              f"{timeout:g} s", LockWaitWarning, stacklevel=3)
+                said = True
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    @staticmethod
+    def _write_owner(fd: int) -> None:
+        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}).encode()
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, record, 0)
+        except OSError:  # informational only
+            pass
+
+    def owner(self) -> dict[str, Any]:
+        """The holder's record (pid, host, since), or ``{}`` if unreadable."""
+        try:
+            info = json.loads(self.path.read_bytes() or b"{}")
+        except (OSError, ValueError):
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    @staticmethod
+    def _describe(owner: dict[str, Any]) -> str:
+        if not owner:
+            return "owner unknown"
+        since = time.strftime("%H:%M:%S", time.localtime(float(owner.get("since", 0))))
+        return f"pid {owner.get('pid')} on {owner.get('host')}, since {since}"
 
     def release(self) -> None:
         # Lock files stay: removing one while another process waits on it would let a

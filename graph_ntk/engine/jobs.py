@@ -444,7 +444,7 @@ def _run_blocks(job: _Job, tasks: list[tuple[Chunk, Chunk]], place: Callable, *,
                 # Every remaining block is being computed by other runs: wait for one.
                 ca, cb = later.pop(0)
                 lock = files.BlockLock(cache, name(ca, cb))
-                lock.acquire(wait=True)
+                lock.acquire(wait=True)  # False: taken over (its holder is stopped or too slow)
                 block = reload(ca, cb)
                 if block is not None:
                     lock.release()

@@ -66,6 +66,10 @@ def real_nodes(node_mask, mask, batch: int, n: int, dtype) -> jnp.ndarray:
     """
     if node_mask is not None:
         node_mask = jnp.asarray(node_mask)
+        if node_mask.ndim == 2 and node_mask.shape[0] == batch and node_mask.shape[1] != n:
+            # A layer upstream (MemPooling, SortPool) changed the number of nodes: stax.serial
+            # still hands every layer the input's mask, but each of the n pooled nodes is real.
+            return jnp.ones((batch, n), dtype)
         if node_mask.shape != (batch, n):
             raise ValueError(f"node_mask must have shape ({batch}, {n}) (graphs, nodes), got {node_mask.shape}")
         return node_mask.astype(dtype)
@@ -82,7 +86,8 @@ def _dense_operator(pattern, real, normalization, add_self_loops, dtype) -> jnp.
     if pattern.ndim != 3 or pattern.shape[1:] != (n, n):
         raise ValueError(
             f"pattern must be a (batch, {n}, {n}) adjacency for inputs with {n} nodes, got shape "
-            f"{pattern.shape}; for edge lists use Aggregate(implementation='SPARSE')"
+            f"{pattern.shape}; for edge lists use Aggregate(implementation='SPARSE') (after a pool that changes the "
+            "number of nodes without a new graph, such as MemPooling or SortPool, there is nothing to aggregate over)"
         )
     a = pattern.astype(dtype)
     if add_self_loops:
