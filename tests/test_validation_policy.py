@@ -305,3 +305,12 @@ def test_a_full_disk_keeps_the_previous_output(tmp_path, monkeypatch):
     np.testing.assert_array_equal(np.load(out), np.eye(3))
     assert not list(tmp_path.glob(".*.tmp"))
     assert math.isfinite(1.0)
+
+
+def test_one_sided_gin_neighbour_lists_are_completed_with_a_warning(tmp_path):
+    (tmp_path / "B").mkdir()
+    (tmp_path / "B" / "B.txt").write_text("1\n3 0\n1 1 1\n2 1 2\n1 0\n")  # 0->1 and 1->2 listed one way
+    with pytest.warns(gn.datasets.DatasetWarning, match="2 neighbour entries"):
+        ds = gn.load_gin(tmp_path, "B")
+    assert ds.graphs[0].edge_index.tolist() == [[0, 1, 1, 2], [1, 0, 2, 1]]
+    assert ds.meta["one_sided_arcs_completed"] == 2

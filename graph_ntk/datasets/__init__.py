@@ -6,7 +6,7 @@ Example:
     40
 """
 
-from graph_ntk.datasets._errors import DatasetFormatError, DatasetNotFoundError
+from graph_ntk.datasets._errors import DatasetFormatError, DatasetNotFoundError, DatasetWarning
 from graph_ntk.datasets.download import download_tu
 from graph_ntk.datasets.gin import load_gin, read_gin_folds
 from graph_ntk.datasets.planetoid import PlanetoidData, load_planetoid
@@ -15,6 +15,7 @@ from graph_ntk.datasets.tu import load_tu
 __all__ = [
     "DatasetFormatError",
     "DatasetNotFoundError",
+    "DatasetWarning",
     "PlanetoidData",
     "download_tu",
     "load_gin",

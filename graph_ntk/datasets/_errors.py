@@ -39,6 +39,10 @@ __all__ = [
 _QUOTE_CHARS = 60
 
 
+class DatasetWarning(UserWarning):
+    """A dataset file was read with a repair the message describes (e.g. one-sided edges completed)."""
+
+
 class DatasetFormatError(ValueError):
     """A malformed dataset file; ``str(err)`` is one line naming the file and line.
 

@@ -12,12 +12,13 @@ line: the splits the GNTK reference code (``search.py``) evaluates on.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from graph_ntk.data.graph import GraphDataset
-from graph_ntk.datasets._errors import Lines, dataset_dir, missing_file, read_bytes, tokenize
+from graph_ntk.datasets._errors import DatasetWarning, Lines, dataset_dir, missing_file, read_bytes, tokenize
 from graph_ntk.datasets.tu import assemble
 
 __all__ = ["load_gin", "read_gin_folds"]
@@ -214,6 +215,20 @@ def load_gin(root: str | Path, name: str, *, degree_as_tag: bool = False) -> Gra
         senders, receivers = senders[keep], receivers[keep]
     del key
 
+    # The GIN/GNTK readers build undirected networkx graphs, so a neighbour listed on one side
+    # only is an undirected edge there: add the missing reverse arcs, and say so.
+    key = senders * np.int64(total) + receivers
+    missing = ~np.isin(receivers * np.int64(total) + senders, key)
+    one_sided = int(missing.sum())
+    if one_sided:
+        warnings.warn(f"{path}: {one_sided} neighbour entries are listed on one side only; added the reverse arcs "
+                      "(as the GIN/GNTK readers, which build undirected graphs)", DatasetWarning, stacklevel=2)
+        add_s, add_r = receivers[missing], senders[missing]
+        senders, receivers = np.concatenate([senders, add_s]), np.concatenate([receivers, add_r])
+        order = np.argsort(senders * np.int64(total) + receivers, kind="stable")
+        senders, receivers = senders[order], receivers[order]
+    del key, missing
+
     classes, y = _first_appearance(raw_y)
     tag_values, tags = _first_appearance(raw_tags)
     folds = read_gin_folds(folder, num_graphs) if (folder / "10fold_idx").is_dir() else None
@@ -222,7 +237,8 @@ def load_gin(root: str | Path, name: str, *, degree_as_tag: bool = False) -> Gra
         "path": str(folder),
         "classes": classes,
         "tag_values": tag_values,
-        "duplicate_arcs_removed": num_arcs - int(senders.size),
+        "duplicate_arcs_removed": num_arcs + one_sided - int(senders.size),
+        "one_sided_arcs_completed": one_sided,
     }
     return assemble(
         name,
