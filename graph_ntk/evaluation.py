@@ -101,6 +101,32 @@ class ProtocolResult:
         """``'mean +- std'`` in percent, e.g. ``'90.0 ± 8.5'``."""
         return f"{100 * self.mean:.1f} ± {100 * self.std:.1f}"
 
+    @property
+    def key(self) -> str:
+        """The protocol as a name a user can type: ``'nested SVM'`` -> ``'nested_svm'``,
+        ``'paper SVM (cosine)'`` -> ``'paper_svm_cosine'``."""
+        return protocol_key(self.protocol)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: plain floats and lists (no arrays)."""
+        return {"protocol": self.protocol, "key": self.key, "mean": float(self.mean), "std": float(self.std),
+                "fold_accuracies": [float(a) for a in np.asarray(self.fold_accuracies).ravel()],
+                "selected": [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in d.items()}
+                             for d in self.selected]}
+
+    def __repr__(self) -> str:
+        return f"ProtocolResult({self.protocol!r}, {self.summary()} %, {len(self.fold_accuracies)} folds)"
+
+
+def protocol_key(protocol: str) -> str:
+    """``'paper SVM (cosine)'`` -> ``'paper_svm_cosine'``.
+
+    Example:
+        >>> protocol_key("nested SVM")
+        'nested_svm'
+    """
+    return "_".join(protocol.lower().replace("(", " ").replace(")", " ").split())
+
 
 @dataclass
 class EvaluationResult:
@@ -118,10 +144,15 @@ class EvaluationResult:
     results: list[ProtocolResult]
 
     def __getitem__(self, protocol: str) -> ProtocolResult:
+        """The result of one protocol, by name (``'nested SVM'``) or key (``'nested_svm'``)."""
         for r in self.results:
-            if r.protocol == protocol:
+            if protocol in (r.protocol, r.key):
                 return r
-        raise KeyError(f"no protocol {protocol!r}; have {[r.protocol for r in self.results]}")
+        raise KeyError(f"no protocol {protocol!r}; have {[r.key for r in self.results]}")
+
+    def keys(self) -> list[str]:
+        """The protocols' keys, e.g. ``['paper_svm_cosine', 'nested_svm']``."""
+        return [r.key for r in self.results]
 
     def to_markdown(self) -> str:
         """A markdown table: one row per protocol, accuracy in percent as mean ± std."""
@@ -129,6 +160,36 @@ class EvaluationResult:
         for r in self.results:
             lines.append(f"| {self.name} | {r.protocol} | {r.summary()} | {_describe(r.selected)} |")
         return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe (``json.dumps`` works): ``{'name', 'results': {key: ProtocolResult.to_dict()}}``."""
+        return {"name": self.name, "results": {r.key: r.to_dict() for r in self.results}}
+
+    def to_dataframe(self):
+        """One row per protocol (pandas, an optional dependency): accuracy mean/std in percent,
+        the chosen hyper-parameters, and the fold accuracies."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_dataframe needs pandas: pip install pandas (or use to_dict())") from None
+        return pd.DataFrame([{"dataset": self.name, "protocol": r.key, "accuracy": 100 * r.mean, "std": 100 * r.std,
+                              "selected": _describe(r.selected), "folds": len(r.fold_accuracies)}
+                             for r in self.results]).set_index("protocol")
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(f"<tr><td>{html.escape(r.protocol)}</td><td>{r.summary()}</td>"
+                       f"<td>{html.escape(_describe(r.selected))}</td></tr>" for r in self.results)
+        return (f"<table><caption>{html.escape(self.name)}</caption><tr><th>protocol</th><th>accuracy (%)</th>"
+                f"<th>selected</th></tr>{rows}</table>")
+
+    def __repr__(self) -> str:
+        inner = "; ".join(f"{r.key} {r.summary()}" for r in self.results)
+        return f"EvaluationResult({self.name!r}: {inner})"
 
 
 def _describe(selected: list[dict[str, Any]]) -> str:

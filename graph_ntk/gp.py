@@ -48,6 +48,9 @@ def _factor(k_tt: np.ndarray, reg: float):
     if not np.isscalar(reg) or not reg >= 0:
         raise ValueError(f"reg must be a non-negative number, got {reg!r}")
     n = k_tt.shape[0]
+    if not np.trace(k_tt) > 0:  # reg scales with the mean diagonal: no reg can help a zero kernel
+        raise ValueError("the training kernel has no positive diagonal (all-zero node features, or a kernel that "
+                         "underflowed): check the features, or use dtype='float64' / fewer layers")
     a = (k_tt + k_tt.T) / 2 + reg * np.trace(k_tt) / n * np.eye(n)
     try:
         return scipy.linalg.cho_factor(a, lower=True)

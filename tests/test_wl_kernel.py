@@ -76,7 +76,7 @@ def test_hand_derived():
 
 def test_bad_input():
     g = Graph(2, np.array([[0, 1], [1, 0]]), node_labels=np.array([0, 0]))
-    with pytest.raises(ValueError, match="h .*must be an integer >= 0"):
+    with pytest.raises(ValueError, match="h .*must be at least 0"):
         wl_subtree_gram([g], h=-1)
     with pytest.raises(ValueError, match="graphs2 must contain at least one graph"):
         wl_subtree_gram([g], [], h=1)

@@ -181,6 +181,12 @@ class GraphBatch:
         return kw
 
     # ---------------------------------------------------------------- constructors
+    def __repr__(self) -> str:
+        b, n = self.x.shape[0], self.x.shape[1]
+        kind = "sparse edges" if getattr(self, "edges", None) is not None else "dense adjacency"
+        types = f", {self.num_edge_types} edge types" if self.num_edge_types else ""
+        return f"GraphBatch({b} graphs, padded to {n} nodes, {self.x.shape[-1]} features, {kind}{types})"
+
     @classmethod
     def from_graphs(
         cls,

@@ -126,6 +126,18 @@ class InputEncoding:
         object.__setattr__(self, "_tag_index", {v: i for i, v in enumerate(self.tags or ())})
         object.__setattr__(self, "_edge_index", {v: i for i, v in enumerate(self.edge_labels or ())})
 
+    def __repr__(self) -> str:
+        def short(vocab: tuple | None) -> str:
+            if vocab is None:
+                return "None"
+            head = ", ".join(repr(v) for v in vocab[:6])
+            return f"({head}{', ...' if len(vocab) > 6 else ''})" + (f" [{len(vocab)}]" if len(vocab) > 6 else "")
+
+        extra = "" if self.tag_source == "labels" else ", tag_source='degree'"
+        extra += "" if self.handle_unknown == "error" else f", handle_unknown={self.handle_unknown!r}"
+        return (f"InputEncoding(tags={short(self.tags)}, edge_labels={short(self.edge_labels)}, "
+                f"num_features={self.num_features}{extra})")
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def fit(cls, node_tags: Iterable[Sequence[Any]] | None = None, *, edge_labels: Iterable[Sequence[Any]] | None = None,

@@ -174,6 +174,18 @@ class Graph:
         """Number of arcs (an undirected edge counts twice)."""
         return int(self.edge_index.shape[1])
 
+    def __repr__(self) -> str:
+        parts = [f"{self.num_nodes} nodes", f"{self.num_edges} arcs"]
+        if self.node_labels is not None:
+            parts.append(f"tags {_preview(self.node_labels.tolist())}")
+        if self.x is not None:
+            parts.append(f"x {self.x.shape[1]} features")
+        if self.edge_weight is not None:
+            parts.append("weighted")
+        if self.edge_type is not None:
+            parts.append(f"{len(np.unique(self.edge_type))} edge types")
+        return f"Graph({', '.join(parts)})"
+
     def encoded(self, enc: InputEncoding) -> "Graph":
         """This graph with its tags and edge types re-coded into ``enc`` (itself when its codes
         already mean the same; a graph without an encoding has integer raw values).
@@ -211,6 +223,12 @@ class Graph:
         object.__setattr__(out, "edge_type", types)
         object.__setattr__(out, "encoding", enc)
         return out
+
+
+def _preview(values: list, limit: int = 6) -> str:
+    """``[a, b, c, ...]`` with at most ``limit`` items (short reprs for notebooks)."""
+    head = ", ".join(repr(v) for v in values[:limit])
+    return f"[{head}{', ...' if len(values) > limit else ''}]"
 
 
 def raw_vocabulary(graphs: Sequence[Graph], attr: str) -> tuple | None:
@@ -339,6 +357,20 @@ class GraphDataset:
 
     def __len__(self) -> int:
         return len(self.graphs)
+
+    def __repr__(self) -> str:
+        parts = [f"{len(self.graphs)} graphs"]
+        if self.y.dtype.kind in "iub" or self.y.dtype.kind == "U":
+            parts.append(f"{len(np.unique(self.y))} classes")
+        if self.num_tags is not None:
+            parts.append(f"{self.num_tags} tags")
+        if self.encoding is not None and self.encoding.num_features:
+            parts.append(f"{self.encoding.num_features} features")
+        if self.encoding is not None and self.encoding.num_edge_types:
+            parts.append(f"{self.encoding.num_edge_types} edge types")
+        if self.folds is not None:
+            parts.append(f"{len(self.folds)} folds")
+        return f"GraphDataset({self.name!r}, {', '.join(parts)})"
 
     def __getitem__(self, i: int) -> Graph:
         return self.graphs[i]
