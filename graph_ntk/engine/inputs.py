@@ -149,3 +149,19 @@ def _normalise_get(get: str | Sequence[str]) -> tuple[tuple[str, ...], bool]:
         raise ValueError(f"get must be 'nngp', 'ntk' or a tuple of both, got {get!r}")
     return gets, single
 
+
+def dtype_name(dtype: Any) -> str:
+    """``'float32'`` or ``'float64'`` from a name, ``np.float32`` or ``np.dtype('float64')``.
+
+    Example:
+        >>> dtype_name(np.float32)
+        'float32'
+    """
+    if not isinstance(dtype, str):
+        try:
+            dtype = np.dtype(dtype).name
+        except TypeError:
+            raise TypeError(f"dtype must be 'float32' or 'float64' (or the numpy type), got {dtype!r}") from None
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return dtype

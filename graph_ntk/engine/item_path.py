@@ -13,7 +13,6 @@ of the whole collection's kernel (less the compression of items shared across ch
 from __future__ import annotations
 
 import math
-import os
 from typing import Sequence
 
 import numpy as np
@@ -22,6 +21,7 @@ from graph_ntk import program as P
 from graph_ntk.data.graph import Graph
 from graph_ntk.engine.buckets import Chunk
 from graph_ntk.engine.memory import check_fits
+from graph_ntk.kernels.threads import usable_threads
 from graph_ntk.kernels.chain import NotAChain, chain_plan
 from graph_ntk.kernels.cross_exec import cross_memory
 from graph_ntk.kernels.jax_tiles import resolve_backend
@@ -147,8 +147,8 @@ def _cross_need(program: P.Program, items: int, num_graphs: int, itemsize: int) 
 
 
 def _threads() -> int:
-    """Worker threads of the executors (all usable CPUs)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """Worker threads of the executors (all usable CPUs, or ``gram(n_jobs=...)``)."""
+    return usable_threads()
 
 
 def plan_item_chunks(program: P.Program, list1: list[Graph], list2: list[Graph] | None, num_tags: int | None,

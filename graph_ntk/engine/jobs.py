@@ -16,11 +16,12 @@ from graph_ntk.data.encoding import InputEncoding
 from graph_ntk.data.graph import Graph, GraphDataset
 from graph_ntk.engine.buckets import _NODE_BLOCK_SIZE, Chunk, _chunk_caps, _chunks, plan_buckets
 from graph_ntk.engine.files import _open_cache, _write_atomic, save_npy_atomic
-from graph_ntk.engine.inputs import _DTYPES, _GETS, _input_dim, _normalise_get, resolve_encoding
+from graph_ntk.engine.inputs import _GETS, _input_dim, _normalise_get, dtype_name, resolve_encoding
 from graph_ntk.engine.item_path import ItemEngine, plan_item_chunks
 from graph_ntk.engine.memory import check_fits
 from graph_ntk.engine.models import GNTK, _resolve_model, _say_once, check_model
 from graph_ntk.kernels.jax_tiles import BACKENDS
+from graph_ntk.kernels.threads import limit_threads
 from graph_ntk.kernels.tiles import reused_memory
 
 _METHODS = ("auto", "colour", "nodes")
@@ -51,10 +52,9 @@ def _prepare(model, graphs, graphs2, *, get, num_tags, encoding=None, dtype, blo
              max_buckets, memory_limit, cache_dir, progress, all_depths=False, backend="auto") -> _Job:
     """Validate the arguments of :func:`gram`, choose the engine and cut the graphs into chunks."""
     gets, single = _normalise_get(get)
+    dtype = dtype_name(dtype)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be 'auto', 'numpy' or 'jax', got {backend!r}")
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     implementation = str(implementation).upper()
@@ -165,6 +165,7 @@ def gram(
     scheduler: Any = None,
     all_depths: bool = False,
     backend: Literal["auto", "numpy", "jax"] = "auto",
+    n_jobs: int | None = None,
 ) -> np.ndarray | tuple[np.ndarray, ...] | dict[tuple[int, bool], Any]:
     r"""The Gram matrix :math:`K_{ij} = k(G_i, G'_j)` of a graph kernel over whole datasets.
 
@@ -223,6 +224,9 @@ def gram(
             returned as a dict keyed by ``(depth, jumping_knowledge)``; ``output`` is then an
             ``.npz`` with keys ``L{depth}_jk`` / ``L{depth}_nojk`` (prefixed ``ntk_`` /
             ``nngp_`` when ``get`` is a tuple).
+        n_jobs: worker threads (scikit-learn's meaning: ``None`` or ``-1`` every usable
+            CPU, ``k`` at most ``k``), for the executors and BLAS; use 1 inside a parallel
+            grid search.
         backend: where the item engine's tiled executor runs: ``'numpy'`` (CPU threads),
             ``'jax'`` (jitted tiles on every local JAX device in parallel, the same result)
             or ``'auto'`` (default: ``'jax'`` only when a GPU/TPU is present; on a CPU-only
@@ -242,67 +246,68 @@ def gram(
         >>> K.shape, bool(np.isclose(K[0, 0], K[0, 1]))
         ((2, 2), True)
     """
-    if scheduler is not None and cache_dir is None:
-        raise ValueError("scheduler= needs cache_dir=: Dask workers hand finished blocks back through the cache, "
-                         "so pass a folder that the client and every worker can reach (a shared file system)")
-    from graph_ntk.engine import files, memory
+    with limit_threads(n_jobs):  # threads of the executors and of BLAS
+        if scheduler is not None and cache_dir is None:
+            raise ValueError("scheduler= needs cache_dir=: Dask workers hand finished blocks back through the cache, "
+                             "so pass a folder that the client and every worker can reach (a shared file system)")
+        from graph_ntk.engine import files, memory
 
-    memory_limit = memory.resolve_memory_limit(memory_limit)
-    job = _prepare(model, graphs, graphs2, get=get, num_tags=num_tags, encoding=encoding, dtype=dtype, block_size=block_size,
-                   method=method, implementation=implementation, config=config, max_buckets=max_buckets,
-                   memory_limit=memory_limit, cache_dir=cache_dir, progress=progress, all_depths=all_depths,
-                   backend=backend)
-    if output is not None:  # checked before hours of work, not after
-        wanted = ".npy" if job.single and not all_depths else ".npz"
-        if Path(output).suffix != wanted:
-            raise ValueError(f"output must end in {wanted} for get={get!r}, got {str(output)!r}")
-    symmetric = job.graphs2 is None
-    n2 = len(job.graphs1 if symmetric else job.graphs2)
-    itemsize = np.dtype(job.dtype).itemsize
-    result_bytes = job.channels * len(job.graphs1) * n2 * itemsize
-    files.check_destinations(output, cache_dir, result_bytes)
-    memory.check_fits(result_bytes, memory.available_memory(),
-                      f"the {len(job.graphs1)}x{n2} Gram matrix ({len(job.gets)} x {job.dtype})",
-                      "use dtype='float32', or compute it in parts (rows with graphs, columns with graphs2)",
-                      limit_name="the available memory")
-    memory.check_node_blocks(job.chunks1, job.chunks2, job.dtype, memory_limit,
-                             suggest_colour=isinstance(model, GNTK) and job.settings.get("method") == "nodes")
-    if symmetric:
-        c = job.chunks1
-        tasks = [(c[p], c[q]) for p in range(len(c)) for q in range(p, len(c))]
-    else:
-        tasks = [(ca, cb) for ca in job.chunks1 for cb in job.chunks2]
-    cache = _open_cache(cache_dir, job.settings, job.graphs1, job.graphs2)
-    out = np.zeros((job.channels, len(job.graphs1), n2), dtype=job.dtype)
-
-    def place(ca: Chunk, cb: Chunk, block: np.ndarray) -> None:
-        ia, ib = ca.index, cb.index
-        if symmetric and ca is cb:  # a chunk with itself: make it exactly symmetric
-            block = (block + np.swapaxes(block, 1, 2)) / 2
-        out[:, ia[:, None], ib[None, :]] = block
+        memory_limit = memory.resolve_memory_limit(memory_limit)
+        job = _prepare(model, graphs, graphs2, get=get, num_tags=num_tags, encoding=encoding, dtype=dtype, block_size=block_size,
+                       method=method, implementation=implementation, config=config, max_buckets=max_buckets,
+                       memory_limit=memory_limit, cache_dir=cache_dir, progress=progress, all_depths=all_depths,
+                       backend=backend)
+        if output is not None:  # checked before hours of work, not after
+            wanted = ".npy" if job.single and not all_depths else ".npz"
+            if Path(output).suffix != wanted:
+                raise ValueError(f"output must end in {wanted} for get={get!r}, got {str(output)!r}")
+        symmetric = job.graphs2 is None
+        n2 = len(job.graphs1 if symmetric else job.graphs2)
+        itemsize = np.dtype(job.dtype).itemsize
+        result_bytes = job.channels * len(job.graphs1) * n2 * itemsize
+        files.check_destinations(output, cache_dir, result_bytes)
+        memory.check_fits(result_bytes, memory.available_memory(),
+                          f"the {len(job.graphs1)}x{n2} Gram matrix ({len(job.gets)} x {job.dtype})",
+                          "use dtype='float32', or compute it in parts (rows with graphs, columns with graphs2)",
+                          limit_name="the available memory")
+        memory.check_node_blocks(job.chunks1, job.chunks2, job.dtype, memory_limit,
+                                 suggest_colour=isinstance(model, GNTK) and job.settings.get("method") == "nodes")
         if symmetric:
-            out[:, ib[:, None], ia[None, :]] = np.swapaxes(block, 1, 2)
-
-    _run_blocks(job, tasks, place, cache=cache, progress=progress, side2="a" if symmetric else "b",
-                scheduler=scheduler)
-    memory.check_finite(out, f"the {'/'.join(job.gets)} Gram matrix", job.dtype,
-                        job.settings.get("aggregation"))
-    for channel in out:
-        memory.check_not_vanished(channel, f"the {'/'.join(job.gets)} Gram matrix", job.dtype, symmetric)
-
-    if all_depths:
-        grams = _depth_grams(job, out)
-        if output is not None:
-            named = {(f"{g}_" if not job.single else "") + f"L{depth}_{'jk' if jk else 'nojk'}": k
-                     for (depth, jk), ks in grams.items() for g, k in zip(job.gets, ks)}
-            _write_atomic(output, lambda f: np.savez(f, **named))
-        return {key: ks[0] if job.single else ks for key, ks in grams.items()}
-    if output is not None:
-        if job.single:
-            save_npy_atomic(output, out[0])
+            c = job.chunks1
+            tasks = [(c[p], c[q]) for p in range(len(c)) for q in range(p, len(c))]
         else:
-            _write_atomic(output, lambda f: np.savez(f, **dict(zip(job.gets, out))))
-    return out[0] if job.single else tuple(out)
+            tasks = [(ca, cb) for ca in job.chunks1 for cb in job.chunks2]
+        cache = _open_cache(cache_dir, job.settings, job.graphs1, job.graphs2)
+        out = np.zeros((job.channels, len(job.graphs1), n2), dtype=job.dtype)
+
+        def place(ca: Chunk, cb: Chunk, block: np.ndarray) -> None:
+            ia, ib = ca.index, cb.index
+            if symmetric and ca is cb:  # a chunk with itself: make it exactly symmetric
+                block = (block + np.swapaxes(block, 1, 2)) / 2
+            out[:, ia[:, None], ib[None, :]] = block
+            if symmetric:
+                out[:, ib[:, None], ia[None, :]] = np.swapaxes(block, 1, 2)
+
+        _run_blocks(job, tasks, place, cache=cache, progress=progress, side2="a" if symmetric else "b",
+                    scheduler=scheduler)
+        memory.check_finite(out, f"the {'/'.join(job.gets)} Gram matrix", job.dtype,
+                            job.settings.get("aggregation"))
+        for channel in out:
+            memory.check_not_vanished(channel, f"the {'/'.join(job.gets)} Gram matrix", job.dtype, symmetric)
+
+        if all_depths:
+            grams = _depth_grams(job, out)
+            if output is not None:
+                named = {(f"{g}_" if not job.single else "") + f"L{depth}_{'jk' if jk else 'nojk'}": k
+                         for (depth, jk), ks in grams.items() for g, k in zip(job.gets, ks)}
+                _write_atomic(output, lambda f: np.savez(f, **named))
+            return {key: ks[0] if job.single else ks for key, ks in grams.items()}
+        if output is not None:
+            if job.single:
+                save_npy_atomic(output, out[0])
+            else:
+                _write_atomic(output, lambda f: np.savez(f, **dict(zip(job.gets, out))))
+        return out[0] if job.single else tuple(out)
 
 
 def _depth_grams(job: _Job, out: np.ndarray) -> dict[tuple[int, bool], tuple[np.ndarray, ...]]:
@@ -350,6 +355,7 @@ def gram_diagonal(
                    method=kwargs.pop("method", "auto"), implementation=kwargs.pop("implementation", "DENSE"),
                    config=kwargs.pop("config", None), max_buckets=kwargs.pop("max_buckets", 8),
                    memory_limit=_resolve_limit(kwargs.pop("memory_limit", None)))
+    n_jobs = kwargs.pop("n_jobs", None)
     if kwargs:
         raise TypeError(f"gram_diagonal got unexpected keyword argument(s) {sorted(kwargs)}")
     diag = np.zeros(len(job.graphs1), dtype=job.dtype)
@@ -357,7 +363,8 @@ def gram_diagonal(
     def place(ca: Chunk, cb: Chunk, block: np.ndarray) -> None:
         diag[ca.index] = np.diagonal(block[0])
 
-    _run_blocks(job, [(c, c) for c in job.chunks1], place, cache=None, progress=progress, side2="a")
+    with limit_threads(n_jobs):
+        _run_blocks(job, [(c, c) for c in job.chunks1], place, cache=None, progress=progress, side2="a")
     check_finite(diag, f"the {get} self-kernels", job.dtype, job.settings.get("aggregation"))
     check_not_vanished(np.diag(diag), f"the {get} self-kernels", job.dtype, True)
     return diag

@@ -25,13 +25,13 @@ column ranges, and an item in both chunks keeps its exact unit self-correlation.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import defaultdict
 
 import numpy as np
 import scipy.sparse as sp
 
+from graph_ntk.kernels.threads import usable_threads
 from graph_ntk.kernels.chain import ChainPlan
 from graph_ntk.kernels.spaces import NodeSpace
 from graph_ntk.kernels.tile_ops import Track
@@ -140,7 +140,7 @@ def run_cross(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
     dtype = np.dtype(dtype)
     block = block or DEFAULT_BLOCK
     if num_threads is None:
-        num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        num_threads = usable_threads()
     timings: dict[str, float] = defaultdict(float)
     t0 = time.perf_counter()
     aggs, stage_ops = _split_stages(plan)

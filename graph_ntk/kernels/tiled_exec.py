@@ -22,7 +22,6 @@ product over a ``C_0 x C_0`` matrix.
 from __future__ import annotations
 
 import functools
-import os
 import time
 from collections import defaultdict
 
@@ -30,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph_ntk import program as P
+from graph_ntk.kernels.threads import usable_threads
 from graph_ntk.kernels import jax_tiles
 from graph_ntk.kernels.chain import ChainPlan, Tap
 from graph_ntk.kernels.refine import refine
@@ -363,7 +363,7 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
     dtype = np.dtype(dtype)
     block = block or DEFAULT_BLOCK
     if num_threads is None:
-        num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        num_threads = usable_threads()
     timings: dict[str, float] = defaultdict(float)
     t0 = time.perf_counter()
     aggs, stage_ops = _split_stages(plan)

@@ -1,0 +1,67 @@
+"""scikit-learn conventions of GraphKernelTransformer: grids over the model's fields, each
+distinct kernel computed once per fold, clone/get_params round trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.svm import SVC
+
+import graph_ntk as gn
+import graph_ntk.engine
+import graph_ntk.transformer as tr
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+@pytest.fixture(scope="module")
+def mutag():
+    return gn.load_gin(DATA / "gin", "MUTAG")
+
+
+def test_grid_over_model_fields_computes_each_kernel_once_per_fold(mutag, monkeypatch):
+    tr._MEMO.clear()
+    calls = {"gram": [], "diag": 0}
+    real_gram, real_diag = graph_ntk.engine.gram, graph_ntk.engine.gram_diagonal
+
+    def counted_gram(model, graphs, graphs2=None, **kw):
+        calls["gram"].append((model.num_blocks, len(graphs), None if graphs2 is None else len(graphs2)))
+        return real_gram(model, graphs, graphs2, **kw)
+
+    def counted_diag(model, graphs, **kw):
+        calls["diag"] += 1
+        return real_diag(model, graphs, **kw)
+
+    monkeypatch.setattr(graph_ntk.engine, "gram", counted_gram)
+    monkeypatch.setattr(graph_ntk.engine, "gram_diagonal", counted_diag)
+    idx = np.arange(0, 188, 3)
+    X, y = [mutag.graphs[i] for i in idx], mutag.y[idx]
+    pipe = Pipeline([("k", gn.GraphKernelTransformer(gn.GNTK(1, 1))), ("svm", SVC(kernel="precomputed"))])
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+    search = GridSearchCV(pipe, {"k__model__num_blocks": [1, 2], "svm__C": [1.0, 10.0, 100.0]}, cv=cv)
+    search.fit(X, y)
+    assert search.best_params_["k__model__num_blocks"] in (1, 2)
+    # per fold and depth: one train Gram and one test x train kernel, whatever the number of
+    # C values; plus the refit on all data (train Gram only)
+    squares = [c for c in calls["gram"] if c[2] is None]
+    rects = [c for c in calls["gram"] if c[2] is not None]
+    assert len(squares) == 2 * 3 + 1, calls["gram"]
+    assert len(rects) == 2 * 3, calls["gram"]
+    assert len(set(squares)) == len(squares) or len(X) in {c[1] for c in squares}
+
+
+def test_params_round_trip_and_clone():
+    t = gn.GraphKernelTransformer(gn.GNTK(2, 1), normalize=False)
+    deep = t.get_params(deep=True)
+    assert deep["model__num_blocks"] == 2 and deep["normalize"] is False
+    t.set_params(model__num_blocks=3, model__aggregation="mean")
+    assert t.model == gn.GNTK(3, 1, "mean")
+    c = clone(t)
+    assert c.model == t.model and c is not t
+    with pytest.raises(TypeError, match="num_blocks must be an integer"):
+        t.set_params(model__num_blocks=2.5)
