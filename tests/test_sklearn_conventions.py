@@ -65,3 +65,36 @@ def test_params_round_trip_and_clone():
     assert c.model == t.model and c is not t
     with pytest.raises(TypeError, match="num_blocks must be an integer"):
         t.set_params(model__num_blocks=2.5)
+
+
+# ----------------------------------------------------------------------- inputs users have
+def test_foreign_graph_objects_are_converted_or_named(mutag):
+    import networkx as nx
+
+    a, b = nx.path_graph(3), nx.cycle_graph(4)
+    nx.set_node_attributes(a, {0: "C", 1: "O", 2: "C"}, "atom")
+    nx.set_node_attributes(b, "N", "atom")
+    ds = gn.dataset_from_networkx([a, b], [0, 1], node_attr="atom")
+    assert ds.encoding.tags == ("C", "N", "O")
+    back = gn.graph_to_networkx(ds.graphs[0])
+    assert [lab for _, lab in sorted(back.nodes(data="label"))] == ["C", "O", "C"]
+    with pytest.raises(TypeError, match="dataset_from_networkx"):
+        gn.graph_from_networkx(a, node_attr="atom")
+    with pytest.raises(TypeError, match="graph_from_networkx"):
+        gn.gram(gn.GNTK(1, 1), [a, b])
+
+    class Data:  # PyG's attributes, no torch
+        pass
+
+    graphs = mutag.graphs[:3]
+    flat_x = np.concatenate([np.eye(7)[g.node_labels] for g in graphs])
+    offsets = np.cumsum([0] + [g.num_nodes for g in graphs])
+    ei = np.concatenate([g.edge_index + o for g, o in zip(graphs, offsets)], axis=1)
+    batch = np.repeat(np.arange(3), [g.num_nodes for g in graphs])
+    d = Data()
+    d.x, d.edge_index, d.batch = flat_x, ei, batch
+    with pytest.raises(TypeError, match="graphs_from_pyg"):
+        gn.gram(gn.GNTK(1, 1), d)
+    want = gn.gram(gn.GNTK(2, 1), graphs, progress=False)
+    for given in (gn.graphs_from_pyg(d), (flat_x, ei, batch), gn.GraphBatch.from_graphs(gn.graphs_from_pyg(d))):
+        np.testing.assert_allclose(gn.gram(gn.GNTK(2, 1), given, progress=False), want, rtol=1e-12)

@@ -287,36 +287,9 @@ class GraphBatch:
         ``x`` is ``(total_nodes, F)``, ``edge_index`` ``(2, total_arcs)`` with global node
         ids, ``batch`` ``(total_nodes,)`` the graph of each node (sorted, 0..B-1).
         """
-        x = as_float_array(x, "x", "node features")
-        if x.ndim != 2:
-            raise ValueError(f"x must have shape (total_nodes, features), got {x.shape}")
-        check_finite(x, "x", "clean or impute the node features first")
-        batch = np.asarray(batch)
-        if batch.shape != (x.shape[0],):
-            raise ValueError(f"batch must give one graph id per node ({x.shape[0]}), got shape {batch.shape}")
-        if batch.size == 0:
-            raise ValueError("batch is empty: give at least one graph")
-        if not np.issubdtype(batch.dtype, np.integer):
-            raise TypeError(f"batch must hold integer graph ids, got dtype {batch.dtype}")
-        if (np.diff(batch) < 0).any() or batch.min() != 0:
-            raise ValueError("batch must be sorted graph ids starting at 0 (as PyG's Batch.batch)")
-        ei = as_edge_index(edge_index, x.shape[0])
-        if edge_weight is not None:
-            edge_weight = as_float_array(edge_weight, "edge_weight", "arc weights")
-            if edge_weight.shape != (ei.shape[1],):
-                raise ValueError(f"edge_weight must have one value per arc ({ei.shape[1]}), got shape "
-                                 f"{edge_weight.shape}")
-        if ei.size and (batch[ei[0]] != batch[ei[1]]).any():
-            raise ValueError("edge_index has arcs between different graphs of batch")
-        counts = np.bincount(batch)
-        if (counts == 0).any():
-            raise ValueError(f"batch skips graph id(s) {np.flatnonzero(counts == 0).tolist()}: empty graphs")
-        starts = np.concatenate([[0], np.cumsum(counts)])
-        graphs = []
-        for b in range(len(counts)):
-            sel = batch[ei[0]] == b if ei.size else np.zeros(0, bool)
-            graphs.append(Graph(int(counts[b]), ei[:, sel] - starts[b], x=x[starts[b]:starts[b + 1]],
-                                edge_weight=None if edge_weight is None else edge_weight[sel]))
+        from graph_ntk.data.adapters import graphs_from_edge_index
+
+        graphs = graphs_from_edge_index(x, edge_index, batch, edge_weight=edge_weight)
         return cls.from_graphs(graphs, sparse=sparse)
 
     @classmethod

@@ -6,15 +6,19 @@ from typing import Any
 
 import numpy as np
 
+from graph_ntk.data.encoding import InputEncoding
 from graph_ntk.data.graph import Graph, as_float_array, check_finite
 
 
-def graph_from_networkx(g: Any, *, node_attr: str | None = None, weight: str | None = None) -> Graph:
+def graph_from_networkx(g: Any, *, node_attr: str | None = None, weight: str | None = None,
+                        encoding: InputEncoding | None = None) -> Graph:
     """A :class:`Graph` from a ``networkx`` graph (nodes renumbered in ``g.nodes`` order).
 
     Undirected edges become two arcs. ``node_attr`` names an integer attribute (stored as
     ``node_labels``) or a float/vector attribute (stored as ``x``); without it each node
     gets the single feature 1. ``weight`` names an edge attribute used as edge weight.
+    With ``encoding``, ``node_attr`` holds raw tags of any kind (e.g. strings ``'C'``),
+    coded through it (:func:`graph_ntk.dataset_from_networkx` fits one over many graphs).
 
     Example:
         >>> import networkx as nx
@@ -48,20 +52,29 @@ def graph_from_networkx(g: Any, *, node_attr: str | None = None, weight: str | N
         if missing:
             raise ValueError(f"node_attr={node_attr!r} is missing on node {missing[0]!r}")
         values = [g.nodes[v][node_attr] for v in nodes]
-        if all(isinstance(val, (int, np.integer)) and not isinstance(val, bool) for val in values):
+        if encoding is not None:
+            labels = encoding.encode_tags(values, name=f"node_attr={node_attr!r}")
+        elif all(isinstance(val, (int, np.integer)) and not isinstance(val, bool) for val in values):
             labels = np.array(values, dtype=np.int64)
+        elif all(isinstance(val, (str, np.str_)) for val in values):
+            raise TypeError(f"node_attr={node_attr!r} holds string tags ({values[0]!r}, ...): they need an input "
+                            "encoding fitted on every graph; use graph_ntk.dataset_from_networkx(graphs, y, "
+                            f"node_attr={node_attr!r}), or pass encoding=graph_ntk.InputEncoding.fit([...])")
         else:
             try:
                 x = np.array(values, dtype=np.float64).reshape(len(nodes), -1)
             except (TypeError, ValueError):
                 raise TypeError(f"node_attr={node_attr!r} must hold an integer tag or a number/vector of the "
                                 f"same length on every node; node {nodes[0]!r} has {values[0]!r}") from None
-    return Graph(len(nodes), edge_index, node_labels=labels, x=x, edge_weight=edge_weight)
+    return Graph(len(nodes), edge_index, node_labels=labels, x=x, edge_weight=edge_weight,
+                 encoding=encoding if labels is not None else None)
 
 
-def graph_from_scipy(adjacency: Any, features: np.ndarray | None = None) -> Graph:
+def graph_from_scipy(adjacency: Any, features: np.ndarray | None = None, *, node_labels: Any = None,
+                     encoding: InputEncoding | None = None) -> Graph:
     """A :class:`Graph` from a square ``scipy.sparse`` (or dense) adjacency; entry ``[i, j]``
-    is the weight of arc ``i -> j``. ``features`` are ``(n, F)`` node features.
+    is the weight of arc ``i -> j``. ``features`` are ``(n, F)`` node features;
+    ``node_labels`` discrete tags (raw values coded through ``encoding`` when given).
 
     Example:
         >>> import scipy.sparse as sp
@@ -90,7 +103,14 @@ def graph_from_scipy(adjacency: Any, features: np.ndarray | None = None) -> Grap
     w = a.data.astype(np.float64)
     check_finite(w, "adjacency", "give every arc a finite weight")
     weighted = not np.all(w == 1.0)
-    return Graph(a.shape[0], np.stack([a.row, a.col]).astype(np.int64), x=x, edge_weight=w if weighted else None)
+    labels = None
+    if node_labels is not None:
+        labels = encoding.encode_tags(list(np.asarray(node_labels).ravel()), name="node_labels") \
+            if encoding is not None else node_labels
+    if x is None and labels is None:
+        raise ValueError("give features or node_labels: a graph needs node information for a kernel")
+    return Graph(a.shape[0], np.stack([a.row, a.col]).astype(np.int64), node_labels=labels, x=x,
+                 edge_weight=w if weighted else None, encoding=encoding if labels is not None else None)
 
 
 def _number(value: Any, what: str) -> float:

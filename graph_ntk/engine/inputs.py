@@ -6,6 +6,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from graph_ntk.data.adapters import foreign_hint, graphs_from_batch, graphs_from_edge_index
+from graph_ntk.data.batch import GraphBatch
 from graph_ntk.data.encoding import InputEncoding
 from graph_ntk.checks import as_count
 from graph_ntk.data.graph import Graph, GraphDataset, check_labels_below, fit_encoding
@@ -17,19 +19,22 @@ def _as_graph_list(graphs: Any, argname: str) -> tuple[list[Graph], InputEncodin
     """The graphs of a GraphDataset / sequence / object array, and the dataset's encoding."""
     if isinstance(graphs, GraphDataset):
         return list(graphs.graphs), graphs.encoding
+    if isinstance(graphs, GraphBatch):  # padded graphs: their node features become x
+        return graphs_from_batch(graphs), None
+    if isinstance(graphs, tuple) and len(graphs) == 3 and not any(isinstance(v, Graph) for v in graphs):
+        return graphs_from_edge_index(*graphs), None  # PyG's flat (x, edge_index, batch)
     if isinstance(graphs, Graph):
         raise TypeError(f"{argname} must be a sequence of Graph, got a single Graph; wrap it in a list")
-    if isinstance(graphs, (str, bytes, dict)) or not hasattr(graphs, "__iter__"):
+    if isinstance(graphs, (str, bytes, dict)) or not hasattr(graphs, "__iter__") or foreign_hint(graphs):
         raise TypeError(f"{argname} must be a GraphDataset or a sequence of graph_ntk.Graph, "
-                        f"got {type(graphs).__name__}")
+                        f"got {type(graphs).__name__}{foreign_hint(graphs)}")
     out = list(graphs)
     if not out:
         raise ValueError(f"{argname} is empty: give at least one graph")
     for i, g in enumerate(out):
         if not isinstance(g, Graph):
-            raise TypeError(f"{argname}[{i}] is a {type(g).__name__} ({type(g).__module__}), expected graph_ntk.Graph"
-                            + ("; convert it with graph_ntk.graph_from_networkx" if "networkx" in type(g).__module__
-                               else ""))
+            raise TypeError(f"{argname}[{i}] is a {type(g).__name__} ({type(g).__module__}), expected "
+                            f"graph_ntk.Graph{foreign_hint(g)}")
     return out, None
 
 
