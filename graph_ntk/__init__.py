@@ -69,6 +69,8 @@ _EXPORTS = {
     "load_planetoid": "graph_ntk.datasets",
     "make_demo_dataset": "graph_ntk.datasets",
     "KernelEstimate": "graph_ntk.monte_carlo",
+    "save_gram": "graph_ntk.gram_files",
+    "load_gram": "graph_ntk.gram_files",
 }
 # Every pool (global, structure-only coarsening, learned) at top level, as in PyG.
 _POOLS = ("StructurePool", "coarsen", "TopKPooling", "SAGPooling", "DiffPool", "MinCutPool",

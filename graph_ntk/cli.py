@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import hashlib
 import importlib.util
+import json
 import inspect
 import sys
 import time
@@ -128,6 +129,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=_PROG, description="Exact GNTK / GNNGP Gram matrices of graph datasets and "
                                               "their SVM evaluation.")
     _add_debug(parser, default=False)
+    from graph_ntk import __version__
+
+    parser.add_argument("--version", action="version", version=f"{_PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{gram,svm,node,demo}", parser_class=_Parser)
     sub.required = True
 
@@ -181,7 +185,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("svm", help="SVM accuracy of a saved Gram matrix",
                        description="Evaluate a Gram matrix with the GNTK paper's protocol and nested CV.")
-    s.add_argument("--gram", type=Path, required=True, help="the .npy written by 'graph-ntk gram'")
+    s.add_argument("--gram", type=Path, required=True,
+                   help="the .npy (or .npz, with --key) written by 'graph-ntk gram'")
+    s.add_argument("--key", help="which Gram of an .npz archive (e.g. L3_jk from 'gram --blocks 1-4')")
+    s.add_argument("--json", action="store_true", help="print the result as JSON (machine-readable) instead of a table")
     _add_dataset_args(s)
     s.add_argument("--grid", choices=("paper", "coarse"), default="paper",
                    help="C grid of the paper protocol: GNTK's 120 values, or 25 (default paper)")
@@ -395,11 +402,11 @@ def _cmd_svm(args: argparse.Namespace) -> int:
     if info is not None and info.get("kind", "gram") != "gram":
         raise ValueError(f"{args.gram} is a {info.get('kind')} kernel (see {gram_files.sidecar(args.gram).name}); svm "
                          f"cross-validates the square Gram of one dataset")
-    K = gram_files.load_gram(args.gram, len(ds), info, ds)
+    K = gram_files.read_square_gram(args.gram, len(ds), info, ds, args.key)
     if info is None:  # warned only once the Gram itself passed its checks: errors stay one line
         print(f"{_PROG}: warning: no {gram_files.sidecar(args.gram).name} next to {args.gram}: cannot check that the Gram's "
               f"graph order matches {ds.name}'s (write Grams with 'graph-ntk gram')", file=sys.stderr)
-    if info is not None:
+    if info is not None and not args.json:
         settings = info.get("settings", {})
         text = ", ".join(f"{k}={v}" for k, v in settings.items()) if isinstance(settings, dict) else settings
         print(f"{args.gram}: {info.get('architecture', 'architecture not recorded')}; {text or 'no settings'}")
@@ -409,6 +416,11 @@ def _cmd_svm(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = evaluate(K, ds.y, folds, name=ds.name, protocols=protocols, c_grid=grid,
                       nested_c_grid=NESTED_C_GRID, inner_splits=args.inner_splits)
+    if args.json:
+        print(json.dumps({**result.to_dict(), "gram": str(args.gram), "key": args.key, "graphs": len(ds),
+                          "folds": where, "seconds": round(time.perf_counter() - start, 3),
+                          "sidecar": info}, default=str))
+        return 0
     print(f"{ds.name}: {len(ds)} graphs, {where}; {time.perf_counter() - start:.1f} s\n")
     print(result.to_markdown())
     return 0

@@ -8,27 +8,16 @@ lacks its own sidecar.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["load_gram", "order_fingerprint", "read_sidecar", "sidecar", "sidecar_info", "write_gram"]
+from graph_ntk.engine.files import digest, order_fingerprint, read_sidecar, sidecar, versions, write_gram
 
-
-def order_fingerprint(ds) -> str:
-    """Hash of the graph order by (nodes, arcs): the same for GIN and TU files that list the
-    same graphs in the same order (both loaders drop duplicate arcs), different when a format
-    orders them otherwise."""
-    sizes = [(g.num_nodes, g.num_edges) for g in ds.graphs]
-    return hashlib.sha256(json.dumps(sizes).encode()).hexdigest()
-
-
-def sidecar(gram_path: Path) -> Path:
-    return gram_path.with_name(gram_path.name + ".json")
+__all__ = ["load_gram", "order_fingerprint", "read_sidecar", "read_square_gram", "save_gram", "sidecar", "sidecar_info",
+           "versions", "write_gram"]
 
 
 def sidecar_info(ds, architecture: str, settings: dict[str, Any], encoding=None, test_ds=None) -> dict[str, Any]:
@@ -42,6 +31,7 @@ def sidecar_info(ds, architecture: str, settings: dict[str, Any], encoding=None,
         "architecture": architecture,
         "settings": dict(settings),
         "encoding": enc.to_dict(), "encoding_fingerprint": enc.fingerprint,
+        "versions": versions(),
     }
     if test_ds is not None:  # rows are the test graphs, columns the training graphs
         info.update({"test_dataset": test_ds.name, "test_graphs": len(test_ds),
@@ -49,12 +39,107 @@ def sidecar_info(ds, architecture: str, settings: dict[str, Any], encoding=None,
     return info
 
 
-def digest(arrays: dict[str, np.ndarray]) -> str:
-    """SHA-256 over the arrays' bytes, in order (what the sidecar records)."""
-    h = hashlib.sha256()
-    for a in arrays.values():
-        h.update(np.ascontiguousarray(a).data)
-    return h.hexdigest()
+def save_gram(path: str | Path, K: np.ndarray | dict[str, np.ndarray], *, graphs=None, model: Any = None,
+              settings: dict[str, Any] | None = None, encoding=None, test_graphs=None) -> Path:
+    """Write ``K`` (``.npy``; a dict of named arrays as ``.npz``) and its sidecar ``path.json``
+    (the library, NT and JAX versions, the model description, the input encoding, the graphs'
+    order fingerprint and the matrix's SHA-256), as ``graph-ntk gram`` does: both files are
+    written in full before either old one is replaced.
+
+    ``graphs`` are the rows' (and, without ``test_graphs``, the columns') graphs: a dataset
+    or a list; ``test_graphs`` makes it a test x train kernel (rows test, columns train).
+
+    Example:
+        >>> import tempfile
+        >>> p = save_gram(Path(tempfile.mkdtemp()) / "K.npy", np.eye(2), settings={"get": "ntk"})
+        >>> load_gram(p).tolist()
+        [[1.0, 0.0], [0.0, 1.0]]
+    """
+    from graph_ntk.data.encoding import InputEncoding
+    from graph_ntk.data.graph import fit_encoding
+
+    path = Path(path)
+    want = ".npz" if isinstance(K, dict) else ".npy"
+    if path.suffix != want:
+        raise ValueError(f"path must end in {want} for {'a dict of arrays' if want == '.npz' else 'one array'}, "
+                         f"got {str(path)!r}")
+    train = graphs if test_graphs is None else graphs
+    if train is not None:
+        train_list = list(getattr(train, "graphs", train))
+        enc = encoding or getattr(train, "encoding", None) or fit_encoding(train_list)
+        ds = _Named(getattr(train, "name", "graphs"), train_list, enc)
+        info = sidecar_info(ds, _describe(model), settings or {}, enc,
+                            None if test_graphs is None else _Named(getattr(test_graphs, "name", "test"),
+                                                                    list(getattr(test_graphs, "graphs",
+                                                                                 test_graphs)), enc))
+    else:
+        enc = encoding if isinstance(encoding, InputEncoding) else None
+        info = {"kind": "gram", "architecture": _describe(model), "settings": dict(settings or {}),
+                "encoding": None if enc is None else enc.to_dict(),
+                "encoding_fingerprint": None if enc is None else enc.fingerprint, "versions": versions()}
+    write_gram(path, K, info)
+    return path
+
+
+class _Named:
+    """The few attributes of a dataset that a sidecar records."""
+
+    def __init__(self, name: str, graphs: list, encoding) -> None:
+        self.name, self.graphs, self.encoding = name, graphs, encoding
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+
+def _describe(model: Any) -> str:
+    if model is None:
+        return "not recorded"
+    program = getattr(model, "program", None)
+    if program is not None:
+        from graph_ntk.program import describe
+
+        return describe(program)
+    return repr(model)
+
+
+def load_gram(path: str | Path, *, dataset=None, key: str | None = None) -> np.ndarray | dict[str, np.ndarray]:
+    """A Gram written by :func:`save_gram` or ``graph-ntk gram``, verified against its sidecar:
+    the SHA-256 of the matrix, and with ``dataset`` (as loaded now) its graph order and input
+    encoding. An ``.npz`` gives a dict of arrays, or the array ``key``.
+
+    Example:
+        >>> import tempfile
+        >>> p = save_gram(Path(tempfile.mkdtemp()) / "K.npz", {"L1": np.eye(2), "L2": 2 * np.eye(2)})
+        >>> load_gram(p, key="L2").tolist()
+        [[2.0, 0.0], [0.0, 2.0]]
+    """
+    path = Path(path)
+    arrays = _read_arrays(path)
+    info = read_sidecar(path)
+    if info is not None and info.get("sha256") is not None and digest(arrays) != info["sha256"]:
+        raise ValueError(f"{path} is not the matrix its sidecar {sidecar(path).name} describes (SHA-256 differs): "
+                         "the file was replaced or damaged after it was written; recompute it")
+    if dataset is not None and info is not None:
+        verify(path, None, info, dataset)
+    if key is not None:
+        if key not in arrays:
+            raise KeyError(f"{path} holds {sorted(arrays)}, not {key!r}")
+        return arrays[key]
+    return arrays[""] if list(arrays) == [""] else arrays
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """``{'': array}`` of a ``.npy``, or the named arrays of an ``.npz`` (never unpickled)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found (a Gram matrix written by 'graph-ntk gram' or save_gram)")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return {"": loaded}
+        with loaded:
+            return {k: loaded[k] for k in loaded.files}
+    except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty or truncated file
+        raise ValueError(f"{path}: not a readable .npy/.npz array ({exc or type(exc).__name__})") from None
 
 
 def verify(path: Path, K: np.ndarray, info: dict[str, Any], ds) -> None:
@@ -62,7 +147,7 @@ def verify(path: Path, K: np.ndarray, info: dict[str, Any], ds) -> None:
     (SHA-256), another graph order, or another input encoding than ``ds`` as loaded now."""
     name = sidecar(path).name
     recorded = info.get("sha256")
-    if recorded is not None and recorded != digest({"": K}):
+    if K is not None and recorded is not None and recorded != digest({"": K}):
         raise ValueError(f"{path} is not the matrix its sidecar {name} describes (SHA-256 differs): the file was "
                          "replaced or damaged after 'graph-ntk gram' wrote it; recompute it")
     if info.get("order_fingerprint") != order_fingerprint(ds):
@@ -86,58 +171,29 @@ def _same_encoding(record: Any, enc) -> bool:
     return stored.with_unknown(enc.handle_unknown).fingerprint == enc.fingerprint
 
 
-def write_gram(path: Path, K: np.ndarray | dict[str, np.ndarray], info: dict) -> None:
-    """Write ``K`` (``.npy``, or a dict of arrays as ``.npz``) to ``path`` with its sidecar
-    ``path.json`` (lets `graph-ntk svm` check that its labels are in the Gram's graph order,
-    and the matrix by its SHA-256) such that a kill at any moment never leaves ``path``
-    without its own sidecar: first the old matrix goes, then the sidecar appears, then the
-    matrix (each write atomic)."""
-    from graph_ntk.engine.files import staged
-
-    arrays = K if isinstance(K, dict) else {"": K}
-    arrays = {key: np.ascontiguousarray(a) for key, a in arrays.items()}
-    first = next(iter(arrays.values()))
-    info = {**info, "dtype": first.dtype.str, "shape": list(first.shape), "sha256": digest(arrays)}
-    if isinstance(K, dict):
-        info["keys"] = list(arrays)
-    text = json.dumps(info).encode()
-    # Both new files are written in full (as temporaries) before either old one is replaced,
-    # so a full disk or a kill leaves the previous output and its sidecar untouched. The two
-    # renames are not one atomic step: in between, the sidecar's SHA-256 no longer matches
-    # the matrix, and `svm` refuses the pair rather than trusting it.
-    with staged(sidecar(path), lambda f: f.write(text)) as commit_sidecar, \
-            staged(path, (lambda f: np.savez(f, **arrays)) if isinstance(K, dict)
-                   else (lambda f: np.save(f, first, allow_pickle=False))) as commit_matrix:
-        commit_matrix()
-        commit_sidecar()
-
-
-def read_sidecar(gram_path: Path) -> dict[str, Any] | None:
-    """The sidecar's content, or None when there is none."""
-    path = sidecar(gram_path)
-    if not path.is_file():
-        return None
-    try:
-        info = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: corrupt sidecar, not JSON ({exc}); delete it or rerun 'graph-ntk gram'") from None
-    if not isinstance(info, dict):
-        raise ValueError(f"{path}: corrupt sidecar, expected a JSON object, got {type(info).__name__}")
-    return info
-
-
-def load_gram(path: Path, n: int, info: dict[str, Any] | None = None, ds=None) -> np.ndarray:
-    """The ``n x n`` Gram in ``path``, checked; with its sidecar ``info`` (and the dataset
-    ``ds`` as loaded now), also verified by :func:`verify` before any conversion."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found (Gram matrix written by 'graph-ntk gram')")
-    try:
-        K = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty or truncated file
-        raise ValueError(f"{path}: not a readable .npy array ({exc or type(exc).__name__})") from None
-    if isinstance(K, np.ndarray) and info is not None and ds is not None:
-        verify(path, K, info, ds)
-    if not isinstance(K, np.ndarray) or K.shape != (n, n):
+def read_square_gram(path: Path, n: int, info: dict[str, Any] | None = None, ds=None, key: str | None = None
+                     ) -> np.ndarray:
+    """The ``n x n`` Gram in ``path`` (an ``.npz`` archive's array ``key``), checked; with its
+    sidecar ``info`` (and the dataset ``ds`` as loaded now), verified first: SHA-256 over all
+    of the file's arrays, graph order, input encoding."""
+    arrays = _read_arrays(path)
+    if info is not None and info.get("sha256") is not None and digest(arrays) != info["sha256"]:
+        raise ValueError(f"{path} is not the matrix its sidecar {sidecar(path).name} describes (SHA-256 differs): "
+                         "the file was replaced or damaged after 'graph-ntk gram' wrote it; recompute it")
+    if info is not None and ds is not None:
+        verify(path, None, info, ds)
+    if list(arrays) != [""]:
+        if key is None:
+            raise ValueError(f"{path} is an archive of {len(arrays)} Grams ({', '.join(sorted(arrays)[:6])}"
+                             f"{', ...' if len(arrays) > 6 else ''}): choose one with --key")
+        if key not in arrays:
+            raise ValueError(f"{path} has no Gram {key!r}; it holds {', '.join(sorted(arrays))}")
+        K = arrays[key]
+    elif key is not None:
+        raise ValueError(f"--key {key} is for .npz archives; {path} holds a single Gram")
+    else:
+        K = arrays[""]
+    if K.shape != (n, n):
         shape = getattr(K, "shape", "an archive")
         raise ValueError(f"{path}: expected a {n}x{n} Gram matrix for this dataset, got {shape}")
     if not np.issubdtype(K.dtype, np.number) or np.issubdtype(K.dtype, np.complexfloating):

@@ -182,7 +182,7 @@ def test_kill_during_output_write_leaves_no_temporary_after_next_run(demo, refer
     (tmp_path / ".other.npy.x.tmp").write_bytes(b"")  # another file's: not ours to judge here
     np.testing.assert_array_equal(gram(MODEL, demo, output=out, **KW), reference)
     np.testing.assert_array_equal(np.load(out), reference)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.npy.x.tmp", "K.npy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.npy.x.tmp", "K.npy", "K.npy.json"]
 
 
 def test_kill_during_block_write_is_cleaned_from_the_cache(demo, reference, tmp_path):

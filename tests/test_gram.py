@@ -230,7 +230,13 @@ def test_output_files(demo, tmp_path):
         gram(GNTK(1, 1), demo.graphs[:6], output=tmp_path / "k.npz", progress=False)
     with pytest.raises(ValueError, match=r"must end in \.npz"):
         gram(GNTK(1, 1), demo.graphs[:6], get=("ntk", "nngp"), output=tmp_path / "k.npy", progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.npz", "k.npz.json"]
+    # the sidecar is the CLI's: load_gram verifies the matrices by it, and refuses a replaced file
+    loaded = gn.load_gram(tmp_path / "k.npz")
+    np.testing.assert_array_equal(loaded["ntk"], both[0])
+    np.savez(tmp_path / "k.npz", ntk=both[0] * 2, nngp=both[1])
+    with pytest.raises(ValueError, match="SHA-256"):
+        gn.load_gram(tmp_path / "k.npz")
 
 
 def test_save_npy_atomic(tmp_path):

@@ -441,3 +441,76 @@ def check_destinations(output: str | os.PathLike | None, cache_dir: str | os.Pat
         if total > free:
             raise ValueError(f"{' and '.join(names)} need about {_gib(total)} of disk space, but only "
                              f"{_gib(free)} is free on {str(folder)!r}; free some space or choose another place")
+
+
+# --------------------------------------------------------------------------- finished Grams
+def order_fingerprint(ds) -> str:
+    """Hash of the graph order by (nodes, arcs): the same for GIN and TU files that list the
+    same graphs in the same order (both loaders drop duplicate arcs), different when a format
+    orders them otherwise. ``ds`` is a dataset or a list of graphs."""
+    sizes = [(g.num_nodes, g.num_edges) for g in getattr(ds, "graphs", ds)]
+    return hashlib.sha256(json.dumps(sizes).encode()).hexdigest()
+
+
+def sidecar(gram_path: Path) -> Path:
+    return gram_path.with_name(gram_path.name + ".json")
+
+
+def versions() -> dict[str, str | None]:
+    """The versions that computed a Gram (read from package metadata: nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for dist in ("graph_ntk", "neural-tangents", "jax", "numpy"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the arrays' bytes, in order (what the sidecar records)."""
+    h = hashlib.sha256()
+    for a in arrays.values():
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
+
+
+def write_gram(path: Path, K: np.ndarray | dict[str, np.ndarray], info: dict) -> None:
+    """Write ``K`` (``.npy``, or a dict of arrays as ``.npz``) to ``path`` with its sidecar
+    ``path.json`` (lets `graph-ntk svm` check that its labels are in the Gram's graph order,
+    and the matrix by its SHA-256) such that a kill at any moment never leaves ``path``
+    without its own sidecar: first the old matrix goes, then the sidecar appears, then the
+    matrix (each write atomic)."""
+    
+    arrays = K if isinstance(K, dict) else {"": K}
+    arrays = {key: np.ascontiguousarray(a) for key, a in arrays.items()}
+    first = next(iter(arrays.values()))
+    info = {**info, "dtype": first.dtype.str, "shape": list(first.shape), "sha256": digest(arrays)}
+    if isinstance(K, dict):
+        info["keys"] = list(arrays)
+    text = json.dumps(info).encode()
+    # Both new files are written in full (as temporaries) before either old one is replaced,
+    # so a full disk or a kill leaves the previous output and its sidecar untouched. The two
+    # renames are not one atomic step: in between, the sidecar's SHA-256 no longer matches
+    # the matrix, and `svm` refuses the pair rather than trusting it.
+    with staged(sidecar(path), lambda f: f.write(text)) as commit_sidecar, \
+            staged(path, (lambda f: np.savez(f, **arrays)) if isinstance(K, dict)
+                   else (lambda f: np.save(f, first, allow_pickle=False))) as commit_matrix:
+        commit_matrix()
+        commit_sidecar()
+
+
+def read_sidecar(gram_path: Path) -> dict[str, Any] | None:
+    """The sidecar's content, or None when there is none."""
+    path = sidecar(gram_path)
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: corrupt sidecar, not JSON ({exc}); delete it or rerun 'graph-ntk gram'") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: corrupt sidecar, expected a JSON object, got {type(info).__name__}")
+    return info

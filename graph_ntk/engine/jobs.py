@@ -15,7 +15,7 @@ from graph_ntk.checks import as_count
 from graph_ntk.data.encoding import InputEncoding
 from graph_ntk.data.graph import Graph, GraphDataset
 from graph_ntk.engine.buckets import _NODE_BLOCK_SIZE, Chunk, _chunk_caps, _chunks, plan_buckets
-from graph_ntk.engine.files import _open_cache, _write_atomic, save_npy_atomic
+from graph_ntk.engine.files import _open_cache
 from graph_ntk.engine.inputs import _GETS, _input_dim, _normalise_get, dtype_name, resolve_encoding
 from graph_ntk.engine.item_path import ItemEngine, plan_item_chunks
 from graph_ntk.engine.memory import check_fits
@@ -300,14 +300,29 @@ def gram(
             if output is not None:
                 named = {(f"{g}_" if not job.single else "") + f"L{depth}_{'jk' if jk else 'nojk'}": k
                          for (depth, jk), ks in grams.items() for g, k in zip(job.gets, ks)}
-                _write_atomic(output, lambda f: np.savez(f, **named))
+                files.write_gram(Path(output), named, _sidecar(job, model))
             return {key: ks[0] if job.single else ks for key, ks in grams.items()}
-        if output is not None:
-            if job.single:
-                save_npy_atomic(output, out[0])
-            else:
-                _write_atomic(output, lambda f: np.savez(f, **dict(zip(job.gets, out))))
+        if output is not None:  # with the same sidecar as `graph-ntk gram` (load_gram verifies it)
+            files.write_gram(Path(output), out[0] if job.single else dict(zip(job.gets, out)), _sidecar(job, model))
         return out[0] if job.single else tuple(out)
+
+
+def _sidecar(job: _Job, model: Any) -> dict[str, Any]:
+    """What ``gram(output=...)`` records beside the matrix (as the CLI does)."""
+    from graph_ntk.engine import files
+
+    settings = {k: v for k, v in job.settings.items() if k not in ("chunks", "encoding")}
+    encoding = job.settings["encoding"]
+    info: dict[str, Any] = {
+        "kind": "gram" if job.graphs2 is None else "test x train",
+        "graphs": len(job.graphs1 if job.graphs2 is None else job.graphs2),
+        "order_fingerprint": files.order_fingerprint(job.graphs1 if job.graphs2 is None else job.graphs2),
+        "architecture": repr(model), "settings": settings, "encoding": encoding,
+        "encoding_fingerprint": InputEncoding.from_dict(encoding).fingerprint, "versions": files.versions(),
+    }
+    if job.graphs2 is not None:
+        info.update({"test_graphs": len(job.graphs1), "testorder_fingerprint": files.order_fingerprint(job.graphs1)})
+    return info
 
 
 def _depth_grams(job: _Job, out: np.ndarray) -> dict[tuple[int, bool], tuple[np.ndarray, ...]]:
