@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from neural_tangents import stax
 
+import graph_ntk as gn
 from graph_ntk import Aggregate, Graph, GraphBatch, GlobalSumPool, kernel_kwargs
 import graph_ntk.engine.jobs  # noqa: F401  (monkeypatched below)
 import graph_ntk.engine.node_path  # noqa: F401
