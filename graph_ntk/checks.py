@@ -21,25 +21,93 @@ from typing import Any, Sequence, TypeVar
 
 import numpy as np
 
-__all__ = ["as_choice", "as_count", "as_flag", "as_real"]
+__all__ = ["as_choice", "as_count", "as_flag", "as_grid", "as_path", "as_real", "as_seed", "show"]
+
+#: Largest count accepted by default: widths, depths and sizes beyond it are mistakes (and
+#: would overflow or exhaust memory before any useful message).
+MAX_COUNT = 2**31 - 1
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` on one short line (arrays and sparse matrices print over many lines).
+
+    Example:
+        >>> show(np.zeros((100, 100)))
+        'ndarray of shape (100, 100)'
+    """
+    if isinstance(value, np.ndarray) and value.size > 8:
+        return f"ndarray of shape {value.shape}"
+    if hasattr(value, "nnz") and hasattr(value, "shape"):
+        return f"{type(value).__name__} of shape {value.shape}"
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 T = TypeVar("T")
 
 
-def as_count(value: Any, name: str, minimum: int = 1) -> int:
-    """``value`` as a Python int >= ``minimum``; bools, floats (2.7 is not 2) and strings are refused.
+def as_count(value: Any, name: str, minimum: int = 1, maximum: int = MAX_COUNT) -> int:
+    """``value`` as a Python int in ``minimum..maximum``; bools, floats (2.7 is not 2) and
+    strings are refused.
 
     Example:
         >>> as_count(np.int32(3), "num_nodes")
         3
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})"
+        raise TypeError(f"{name} must be an integer, got {show(value)} ({type(value).__name__})"
                         + ("; round it explicitly if that is meant" if isinstance(value, (float, np.floating)) else ""))
     if value < minimum:
         why = ": empty graphs have no kernel" if name == "num_nodes" else ""
         raise ValueError(f"{name} must be at least {minimum}, got {value}{why}")
+    if value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value}")
     return int(value)
+
+
+def as_seed(value: Any, name: str = "seed") -> int:
+    """A random seed: an integer in ``0 .. 2**32 - 1`` (what NumPy and scikit-learn accept).
+
+    Example:
+        >>> as_seed(7)
+        7
+    """
+    return as_count(value, name, minimum=0, maximum=2**32 - 1)
+
+
+def as_grid(values: Any, name: str, *, positive: bool = True) -> np.ndarray:
+    """A non-empty 1-D grid of finite reals (``> 0`` unless ``positive=False``) as float64;
+    a single number, strings, bytes and booleans are refused.
+
+    Example:
+        >>> as_grid([1, 10], "c_grid").tolist()
+        [1.0, 10.0]
+    """
+    if isinstance(values, (str, bytes, numbers.Number)) or values is None or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of numbers (e.g. [0.1, 1, 10]), got {show(values)}")
+    items = list(values)
+    if not items:
+        raise ValueError(f"{name} is empty: give at least one value")
+    out = np.array([as_real(v, f"{name}[{i}]", positive=positive) for i, v in enumerate(items)])
+    return out
+
+
+def as_path(value: Any, name: str) -> "os.PathLike":
+    """A file or folder name (``str`` or ``os.PathLike``) as a :class:`pathlib.Path`, ``~`` expanded.
+
+    Example:
+        >>> as_path("out/K.npy", "output").name
+        'K.npy'
+    """
+    import os
+    from pathlib import Path
+
+    if not isinstance(value, (str, os.PathLike)) or isinstance(value, bytes):
+        raise TypeError(f"{name} must be a file or folder name (a str or pathlib.Path), got {show(value)} "
+                        f"({type(value).__name__})")
+    try:
+        return Path(value).expanduser()
+    except RuntimeError as exc:  # "~user" of an unknown user
+        raise ValueError(f"{name} {str(value)!r} cannot be resolved: {exc}") from None
 
 
 def as_flag(value: Any, name: str) -> bool:
@@ -63,10 +131,10 @@ def as_real(value: Any, name: str, *, minimum: float | None = None, positive: bo
         0.5
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+        raise TypeError(f"{name} must be a real number, got {show(value)} ({type(value).__name__})")
     out = float(value)
     if not math.isfinite(out):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise ValueError(f"{name} must be finite, got {show(value)}")
     if positive and out <= 0:
         raise ValueError(f"{name} must be positive, got {value!r}")
     if minimum is not None and out < minimum:
@@ -83,5 +151,5 @@ def as_choice(value: Any, name: str, choices: Sequence[T]) -> T:
     """
     if not isinstance(value, str) or value not in choices:
         listed = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {listed}, got {value!r}")
+        raise ValueError(f"{name} must be one of {listed}, got {show(value)}")
     return value  # type: ignore[return-value]
