@@ -42,7 +42,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from graph_ntk.checks import as_count
+from graph_ntk.checks import as_count, as_grid, as_seed, show
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import SVC
 
@@ -243,6 +243,8 @@ def _raw_scale(K: np.ndarray) -> float:
 
 
 def _forms(K: np.ndarray, normalizations: Sequence[str]) -> dict[str, np.ndarray]:
+    if isinstance(normalizations, (str, bytes)) or not hasattr(normalizations, "__iter__"):
+        raise TypeError(f"normalizations must be a list drawn from {NORMALIZATIONS}, got {show(normalizations)}")
     for n in normalizations:
         if n not in NORMALIZATIONS:
             raise ValueError(f"normalizations must be drawn from {NORMALIZATIONS}, got {n!r}")
@@ -264,7 +266,12 @@ def default_folds(y: np.ndarray, n_splits: int = 10, seed: int = 0) -> list[tupl
         5
     """
     y = np.asarray(y)
-    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    n_splits = as_count(n_splits, "n_splits", minimum=2)
+    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=as_seed(seed))
+    smallest = int(np.unique(y, return_counts=True)[1].min()) if y.size else 0
+    if smallest < n_splits:
+        raise ValueError(f"a class has only {smallest} graph(s), fewer than the {n_splits} folds: give folds "
+                         "explicitly, or fewer splits")
     return [(tr, te) for tr, te in splitter.split(np.zeros(len(y)), y)]
 
 
@@ -315,10 +322,7 @@ def check_gram(K: Any, name: str = "K") -> np.ndarray:
 
 
 def _grid(values: Any, name: str) -> np.ndarray:
-    grid = np.asarray(values, dtype=np.float64)
-    if grid.ndim != 1 or grid.size == 0 or not (np.isfinite(grid) & (grid > 0)).all():
-        raise ValueError(f"{name} must be a non-empty 1-D grid of positive numbers, got {values!r}")
-    return grid
+    return as_grid(values, name)
 
 
 def _check_inner_splits(inner_splits: Any) -> int:
@@ -329,14 +333,25 @@ def _check(K: np.ndarray, y: np.ndarray, folds) -> tuple[np.ndarray, np.ndarray,
     K = check_gram(K)
     if K.shape[0] == 0:
         raise ValueError("K is 0 x 0: give the Gram matrix of a dataset with at least two graphs")
-    y = np.asarray(y)
+    try:
+        y = np.asarray(y)
+    except ValueError:
+        raise ValueError("y must be one class label per graph, got a ragged list") from None
     if y.shape != (K.shape[0],):
         raise ValueError(f"y must have one label per row of K ({K.shape[0]}), got shape {y.shape}")
+    if y.dtype.kind not in "iubfU":
+        raise TypeError(f"y must hold class labels (integers or strings), got dtype {y.dtype}")
+    if y.dtype.kind == "f" and np.isfinite(y).all() and not np.array_equal(y, np.round(y)):
+        raise ValueError("y holds continuous values, but these protocols classify: give class labels (for "
+                         "regression, fit sklearn's KernelRidge(kernel='precomputed') or graph_ntk.gp on the Gram)")
     if y.dtype.kind == "f" and not np.isfinite(y).all():
         raise ValueError(f"y contains NaN or infinite labels (first at {int(np.flatnonzero(~np.isfinite(y))[0])}); "
                          "give every graph a class label")
     if folds is None:
         folds = default_folds(y)
+    elif isinstance(folds, (str, bytes)) or not hasattr(folds, "__iter__"):
+        raise TypeError(f"folds must be a list of (train_idx, test_idx) pairs (or None for 10 stratified folds), "
+                        f"got {show(folds)}")
     else:
         pairs = []
         for k, fold in enumerate(folds):
@@ -453,6 +468,7 @@ def svm_nested_cv(
     kernels = dict(K) if isinstance(K, Mapping) else {None: K}
     c_grid = _grid(c_grid, "c_grid")
     inner_splits = _check_inner_splits(inner_splits)
+    as_seed(seed)
     if not kernels:
         raise ValueError("K is an empty mapping: give at least one Gram matrix")
     forms: dict[tuple[str | None, str], np.ndarray] = {}
@@ -502,9 +518,10 @@ def gp_nested_cv(
     """
     K, y, folds = _check(K, y, folds)
     inner_splits = _check_inner_splits(inner_splits)
-    regs = np.asarray(diag_regs, dtype=np.float64)
-    if regs.ndim != 1 or regs.size == 0 or not (np.isfinite(regs) & (regs >= 0)).all():
-        raise ValueError(f"diag_regs must be a non-empty 1-D grid of non-negative numbers, got {diag_regs!r}")
+    as_seed(seed)
+    regs = as_grid(diag_regs, "diag_regs", positive=False)
+    if (regs < 0).any():
+        raise ValueError(f"diag_regs must be non-negative, got {float(regs.min())}")
     classes, codes = np.unique(y, return_inverse=True)
     targets = np.eye(len(classes))[codes]
     forms = _forms(K, normalizations)
@@ -572,8 +589,11 @@ def evaluate(
         ['nested SVM']
     """
     known = ("paper", "nested", "gp")
+    if isinstance(protocols, (str, bytes)) or not hasattr(protocols, "__iter__"):
+        raise TypeError(f"protocols must be a list drawn from {known}, got {show(protocols)}")
     if not protocols or any(p not in known for p in protocols):
         raise ValueError(f"protocols must be drawn from {known}, got {protocols!r}")
+    as_seed(seed)
     # Every input problem is reported before any protocol spends minutes on the others.
     folds = None if folds is None else list(folds)  # each protocol reads them: a generator only once
     _check(K, y, folds)

@@ -128,7 +128,7 @@ def parallel(*layers: Any) -> Network:
 
 def FanOut(num: int) -> Network:
     """NT's ``stax.FanOut``: ``num`` copies of the input."""
-    num = as_count(num, "FanOut: num")
+    num = as_count(num, "FanOut: num", maximum=1024)
     return _leaf((P.FanOut(num),), lambda: _stax().FanOut(num))
 
 
@@ -280,7 +280,12 @@ def StructurePool(method: Literal["graclus", "ndp", "kmis"], then: Any = None, *
         >>> StructurePool("graclus", serial(Aggregate(), GlobalSumPool())).program[0]
         StructurePool(method='graclus', options=())
     """
+    from graph_ntk.data.coarsening import check_method
+
+    check_method(method, options)
     rest = Identity() if then is None else then
+    if not isinstance(rest, (Network, tuple, list)):
+        raise TypeError(f"StructurePool: then must be a network (graph_ntk.nn or a stax triple), got {type(rest).__name__}")
 
     def build():
         from graph_ntk.layers.pooling import StructurePool as StaxStructurePool

@@ -224,7 +224,7 @@ CASES = [
     ("networkx-attr-missing", lambda: graph_from_networkx(nx.path_graph(3), node_attr="tag"), ValueError,
      r"node_attr='tag' is missing on node 0"),
     ("networkx-attr-str", lambda: graph_from_networkx(networkx_with({"tag": "C"}), node_attr="tag"), TypeError,
-     r"node_attr='tag' must hold an integer tag or a number"),
+     r"node_attr='tag' holds string tags .*dataset_from_networkx"),
     ("networkx-attr-name", lambda: graph_from_networkx(nx.path_graph(3), node_attr=5), TypeError,
      r"node_attr must be the name of an attribute"),
     ("networkx-weight-str", lambda: graph_from_networkx(networkx_with(edge_data={"w": "heavy"}), weight="w"),

@@ -19,17 +19,20 @@ from typing import Any, Sequence
 import numpy as np
 
 from graph_ntk.data.encoding import InputEncoding
-from graph_ntk.data.graph import Graph, GraphDataset, as_edge_index, as_float_array, check_finite
+from graph_ntk.data.graph import Graph, GraphDataset, as_edge_index, as_float_array, as_integers, check_finite
 
 __all__ = ["dataset_from_networkx", "foreign_hint", "graph_to_networkx", "graphs_from_batch",
            "graphs_from_edge_index", "graphs_from_jraph", "graphs_from_pyg"]
 
 
-def _array(value: Any) -> np.ndarray:
-    """A NumPy view of a NumPy array, JAX array or torch tensor (no torch import)."""
+def _array(value: Any) -> Any:
+    """A NumPy view of a torch tensor or JAX array (no torch import); anything else as given,
+    for the checks of :mod:`graph_ntk.data.graph` to judge."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):
-        value = value.detach().cpu()
-    return np.asarray(value)
+        return np.asarray(value.detach().cpu())
+    if hasattr(value, "__array__") and not isinstance(value, np.ndarray):
+        return np.asarray(value)
+    return value
 
 
 def graphs_from_edge_index(x: Any, edge_index: Any, batch: Any, *, edge_weight: Any = None,
@@ -47,7 +50,7 @@ def graphs_from_edge_index(x: Any, edge_index: Any, batch: Any, *, edge_weight: 
     if x.ndim != 2:
         raise ValueError(f"x must have shape (total_nodes, features), got {x.shape}")
     check_finite(x, "x", "clean or impute the node features first")
-    batch = _array(batch)
+    batch = as_integers(_array(batch), "batch", "integer graph ids")
     if batch.shape != (x.shape[0],):
         raise ValueError(f"batch must give one graph id per node ({x.shape[0]}), got shape {batch.shape}")
     if batch.size == 0:
@@ -60,7 +63,7 @@ def graphs_from_edge_index(x: Any, edge_index: Any, batch: Any, *, edge_weight: 
     extras = {}
     for name, value in (("edge_weight", edge_weight), ("edge_type", edge_type)):
         if value is not None:
-            arr = _array(value)
+            arr = np.asarray(_array(value))
             if arr.shape != (ei.shape[1],):
                 raise ValueError(f"{name} must have one value per arc ({ei.shape[1]}), got shape {arr.shape}")
             extras[name] = arr
@@ -94,7 +97,7 @@ def graphs_from_pyg(data: Any) -> list[Graph]:
     if x is None or not hasattr(data, "edge_index"):
         raise TypeError(f"a PyTorch Geometric Data/Batch needs node features .x and .edge_index; "
                         f"{type(data).__name__} lacks {'x' if x is None else 'edge_index'}")
-    x = _array(x)
+    x = as_float_array(_array(x), "x", "node features")
     batch = getattr(data, "batch", None)
     batch = np.zeros(x.shape[0], np.int64) if batch is None else _array(batch)
     edge_attr = getattr(data, "edge_attr", None)
@@ -124,12 +127,18 @@ def graphs_from_jraph(graphs_tuple: Any) -> list[Graph]:
             raise TypeError(f"a jraph GraphsTuple needs .{name}; {type(graphs_tuple).__name__} lacks it")
     if graphs_tuple.nodes is None:
         raise ValueError("the GraphsTuple has nodes=None: give node features (e.g. ones((n, 1)))")
-    nodes = _array(graphs_tuple.nodes)
-    n_node, n_edge = _array(graphs_tuple.n_node).astype(np.int64), _array(graphs_tuple.n_edge).astype(np.int64)
-    senders, receivers = _array(graphs_tuple.senders), _array(graphs_tuple.receivers)
+    nodes = as_float_array(_array(graphs_tuple.nodes), "nodes", "node features")
+    n_node = as_integers(_array(graphs_tuple.n_node), "n_node", "node counts")
+    n_edge = as_integers(_array(graphs_tuple.n_edge), "n_edge", "edge counts")
+    senders = as_integers(_array(graphs_tuple.senders), "senders", "node ids")
+    receivers = as_integers(_array(graphs_tuple.receivers), "receivers", "node ids")
+    if nodes.ndim != 2 or n_node.sum() != nodes.shape[0] or n_edge.sum() != senders.size \
+            or senders.size != receivers.size:
+        raise ValueError(f"the GraphsTuple is inconsistent: {nodes.shape[0]} node rows for n_node summing to "
+                         f"{int(n_node.sum())}, {senders.size} senders for n_edge summing to {int(n_edge.sum())}")
     weights = None
     if graphs_tuple.edges is not None:
-        e = _array(graphs_tuple.edges)
+        e = np.asarray(_array(graphs_tuple.edges))
         if e.ndim == 1 or (e.ndim == 2 and e.shape[1] == 1):
             weights = e.reshape(-1)
     node_start = np.concatenate([[0], np.cumsum(n_node)])

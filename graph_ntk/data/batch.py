@@ -26,8 +26,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from graph_ntk.checks import as_count
-from graph_ntk.data.graph import Graph, as_edge_index, as_float_array, check_finite
+from graph_ntk.checks import as_count, as_flag
+from graph_ntk.data.graph import Graph, as_edge_index, as_float_array, as_integers, check_finite
 
 #: Widest one-hot encoding accepted. Integer tags this large are almost always raw ids
 #: (atom numbers, database keys) that should have been renumbered; the one-hot features
@@ -43,7 +43,7 @@ def one_hot(labels: np.ndarray, num_tags: int) -> np.ndarray:
         [[0.0, 1.0], [1.0, 0.0]]
     """
     num_tags = as_count(num_tags, "num_tags")
-    labels = np.asarray(labels)
+    labels = as_integers(labels, "labels", "integer node tags")
     if labels.size and not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(f"node labels must be integer tags, got dtype {labels.dtype}")
     if labels.size and (labels.min() < 0 or labels.max() >= num_tags):
@@ -206,6 +206,7 @@ class GraphBatch:
         ``(B, E)`` ``edge_type`` array (sparse), for ``Aggregate(edge_types=T)``; without it
         edge types are ignored.
         """
+        sparse = as_flag(sparse, "sparse")
         if isinstance(graphs, Graph):
             raise TypeError("graphs must be a sequence of graph_ntk.Graph, got a single Graph; wrap it in a list")
         try:
@@ -359,6 +360,10 @@ def kernel_kwargs(batch1: GraphBatch, batch2: GraphBatch | None = None) -> dict[
         >>> kw = kernel_kwargs(b)            # doctest: +SKIP
         >>> kernel_fn(b.x, None, 'ntk', **kw)  # doctest: +SKIP
     """
+    for name, b in (("batch1", batch1), ("batch2", batch2)):
+        if b is not None and not isinstance(b, GraphBatch) or b is None and name == "batch1":
+            raise TypeError(f"{name} must be a graph_ntk.GraphBatch (GraphBatch.from_graphs(graphs)), got "
+                            f"{type(b).__name__}")
     batch2 = batch1 if batch2 is None else batch2
     if batch1.implementation != batch2.implementation:
         raise ValueError("batch1 and batch2 must both be dense or both sparse; use .to_dense() / .to_sparse()")

@@ -154,12 +154,18 @@ _METHODS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
 
 
 def check_method(method: str, options: dict[str, Any]) -> None:
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {tuple(_METHODS)}, got {method!r}")
+    """Refuse an unknown coarsening ``method`` or option (``k`` a count, ``threshold`` a real)."""
+    from graph_ntk.checks import as_choice, as_count, as_real
+
+    as_choice(method, "method (of the coarsening)", tuple(_METHODS))
     allowed = _METHODS[method][1]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for method {method!r}; it accepts {list(allowed) or 'none'}")
+    if "k" in options:
+        as_count(options["k"], "k (kmis)")
+    if "threshold" in options:
+        as_real(options["threshold"], "threshold (ndp)")
 
 
 def coarsen_graph(adjacency: np.ndarray, method: Method, **options: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -180,6 +180,8 @@ class InputEncoding:
 
         def values(key: str) -> tuple | None:
             v = d.get(key)
+            if v is not None and not isinstance(v, list):
+                raise TypeError(f"an input encoding record's {key!r} must be a list, got {type(v).__name__}")
             return None if v is None else tuple(tuple(x) if isinstance(x, list) else x for x in v)
 
         return cls(tags=values("tags"), edge_labels=values("edge_labels"), num_features=d.get("num_features"),
@@ -237,6 +239,8 @@ class InputEncoding:
         if vocab is None:
             raise ValueError(f"{name}: this input encoding has no {what} vocabulary (it was fitted on graphs "
                              f"without {what}s)")
+        if isinstance(raw, (str, bytes)) or not hasattr(raw, "__iter__"):
+            raise TypeError(f"{name} must be a sequence of raw {what}s (one per node or arc), got {raw!r}")
         if isinstance(raw, np.ndarray) and raw.ndim == 1 and raw.dtype.kind in "iuU":
             uniq, inverse = np.unique(raw, return_inverse=True)
             table = np.array([index.get(raw_value(v, name), -1) for v in uniq], dtype=np.int64)
@@ -275,10 +279,21 @@ class InputEncoding:
         """
         return self._encode(raw, self._edge_index, self.edge_labels, "edge label", name, False)
 
-    def decode_tags(self, codes: np.ndarray) -> list[Hashable]:
-        """The raw tags of codes (the unknown code decodes to ``None``)."""
+    def decode_tags(self, codes: Any) -> list[Hashable]:
+        """The raw tags of codes (the unknown code ``num_tags`` decodes to ``None``).
+
+        Example:
+            >>> InputEncoding(tags=("C", "O")).decode_tags([1, 0])
+            ['O', 'C']
+        """
+        from graph_ntk.data.graph import as_integers
+
         vocab = self.tags or ()
-        return [vocab[c] if c < len(vocab) else None for c in np.asarray(codes).tolist()]
+        codes = as_integers(codes, "codes", "integer tag codes")
+        if codes.size and (codes.min() < 0 or codes.max() > len(vocab)):
+            bad = int(codes.min()) if codes.min() < 0 else int(codes.max())
+            raise ValueError(f"codes holds {bad}, outside 0..{len(vocab)} (the encoding has {len(vocab)} tags)")
+        return [vocab[c] if c < len(vocab) else None for c in codes.ravel().tolist()]
 
     def recode_table(self, source: "InputEncoding", kind: Literal["tags", "edges"]) -> np.ndarray:
         """``table[c]``: the code in ``self`` of the value that ``source`` codes as ``c``

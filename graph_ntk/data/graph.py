@@ -44,7 +44,7 @@ def as_float_array(value: Any, name: str, what: str) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def _as_integers(value: Any, name: str, what: str) -> np.ndarray:
+def as_integers(value: Any, name: str, what: str) -> np.ndarray:
     arr = _as_array(value, name, what)
     if arr.size == 0:
         return arr.astype(np.int64)
@@ -69,7 +69,7 @@ def as_edge_index(edge_index: Any, num_nodes: int, name: str = "edge_index") -> 
         >>> as_edge_index([[0, 1], [1, 0]], 2).dtype
         dtype('int64')
     """
-    ei = _as_integers(edge_index, name, "integer node ids")
+    ei = as_integers(edge_index, name, "integer node ids")
     if ei.size == 0:
         return np.zeros((2, 0), dtype=np.int64)
     if ei.ndim != 2 or ei.shape[0] != 2:
@@ -118,7 +118,7 @@ class Graph:
         object.__setattr__(self, "num_nodes", n)
         object.__setattr__(self, "edge_index", ei)
         if self.node_labels is not None:
-            lab = _as_integers(self.node_labels, "node_labels", "integer tags 0..num_tags-1")
+            lab = as_integers(self.node_labels, "node_labels", "integer tags 0..num_tags-1")
             if lab.shape != (n,):
                 raise ValueError(f"node_labels must be {n} integers (one per node), got shape {lab.shape}")
             if lab.size and lab.min() < 0:
@@ -141,7 +141,7 @@ class Graph:
             check_finite(w, "edge_weight", "give every arc a finite weight")
             object.__setattr__(self, "edge_weight", w)
         if self.edge_type is not None:
-            et = _as_integers(self.edge_type, "edge_type", "integer arc types")
+            et = as_integers(self.edge_type, "edge_type", "integer arc types")
             if et.shape != (ei.shape[1],):
                 raise ValueError(f"edge_type must be one integer per arc ({ei.shape[1]}), got shape {et.shape}")
             if et.size and et.min() < 0:
@@ -275,6 +275,11 @@ def fit_encoding(graphs: Sequence[Graph], num_tags: int | None = None) -> InputE
         >>> fit_encoding([g]).tags
         (0, 1, 2)
     """
+    if isinstance(graphs, (str, bytes, Graph)) or not isinstance(graphs, Sequence) or not graphs:
+        raise TypeError(f"graphs must be a non-empty list of graph_ntk.Graph, got {type(graphs).__name__}")
+    bad = next((i for i, g in enumerate(graphs) if not isinstance(g, Graph)), None)
+    if bad is not None:
+        raise TypeError(f"graphs[{bad}] is a {type(graphs[bad]).__name__}, expected graph_ntk.Graph")
     encodings = {id(g.encoding): g.encoding for g in graphs if g.encoding is not None}
     if len(encodings) == 1 and all(g.encoding is not None for g in graphs):
         (enc,) = encodings.values()
@@ -336,8 +341,11 @@ class GraphDataset:
             raise ValueError("y must be one class label per graph, got a ragged list") from None
         if self.y.shape != (len(self.graphs),):
             raise ValueError(f"y must have one label per graph ({len(self.graphs)}), got shape {self.y.shape}")
-        if self.y.dtype == object:
-            raise TypeError("y must hold numbers or strings of one kind, got Python objects")
+        if self.y.dtype.kind not in "iubfU":
+            raise TypeError(f"y must hold numbers or strings of one kind, got dtype {self.y.dtype}")
+        if self.y.dtype.kind == "f" and not np.isfinite(self.y).all():
+            raise ValueError(f"y holds NaN or infinite values (graph {int(np.flatnonzero(~np.isfinite(self.y))[0])}); "
+                             "drop those graphs or impute their labels")
         if self.encoding is None:
             self.encoding = fit_encoding(self.graphs, self.num_tags)
         elif not isinstance(self.encoding, InputEncoding):
@@ -348,11 +356,18 @@ class GraphDataset:
         self.num_tags = self.encoding.num_tags
         self.graphs = [g.encoded(self.encoding) for g in self.graphs]
         if self.folds is not None:
+            if isinstance(self.folds, (str, bytes)) or not isinstance(self.folds, Sequence):
+                raise TypeError(f"folds must be a list of (train_idx, test_idx) pairs, got {type(self.folds).__name__}")
             folds = []
             for k, fold in enumerate(self.folds):
                 if not isinstance(fold, (tuple, list)) or len(fold) != 2:
                     raise TypeError(f"folds[{k}] must be a (train_idx, test_idx) pair")
-                folds.append(tuple(self._indices(part, f"folds[{k}][{j}]") for j, part in enumerate(fold)))
+                # (an empty part is legitimate in a file: fewer graphs than folds; evaluate refuses it)
+                train, test = (self._indices(part, f"folds[{k}][{j}]") for j, part in enumerate(fold))
+                shared = np.intersect1d(train, test)
+                if shared.size:  # a graph both trained on and scored would inflate the accuracy
+                    raise ValueError(f"folds[{k}]: graph {int(shared[0])} is in both train and test parts")
+                folds.append((train, test))
             self.folds = folds
 
     def __len__(self) -> int:
@@ -373,6 +388,10 @@ class GraphDataset:
         return f"GraphDataset({self.name!r}, {', '.join(parts)})"
 
     def __getitem__(self, i: int) -> Graph:
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"index a GraphDataset by an integer (or use .subset(indices)), got {type(i).__name__}")
+        if not -len(self.graphs) <= i < len(self.graphs):
+            raise IndexError(f"graph {i} is outside 0..{len(self.graphs) - 1} ({self.name} has {len(self.graphs)} graphs)")
         return self.graphs[i]
 
     def _indices(self, index: Any, name: str) -> np.ndarray:
@@ -383,7 +402,7 @@ class GraphDataset:
             if idx.shape != (n,):
                 raise ValueError(f"{name} is a boolean mask of shape {idx.shape}, expected ({n},)")
             return np.flatnonzero(idx)
-        idx = _as_integers(idx, name, "integer graph indices")
+        idx = as_integers(idx, name, "integer graph indices")
         if idx.ndim != 1:
             raise ValueError(f"{name} must be a 1-D sequence of graph indices, got shape {idx.shape}")
         if idx.size and (idx.min() < 0 or idx.max() >= n):

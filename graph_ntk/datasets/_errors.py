@@ -117,7 +117,9 @@ def dataset_dir(root: str | Path, name: str, *, kind: str, is_dataset: Callable[
         raise TypeError(f"name must be the dataset name (a str, e.g. 'MUTAG'), got {name!r}")
     if not name or "/" in name or "\\" in name or name in (".", ".."):
         raise ValueError(f"invalid dataset name {name!r}: give the name of a sub-folder of the dataset root")
-    root = Path(root).expanduser()
+    from graph_ntk.checks import as_path
+
+    root = as_path(root, "root")
     if not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "does not exist"
         raise DatasetNotFoundError(f"dataset root {root} {what} (root= should be the folder holding one "

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from graph_ntk.checks import as_flag
 from graph_ntk.data.graph import GraphDataset
 from graph_ntk.datasets._errors import DatasetWarning, Lines, dataset_dir, missing_file, read_bytes, tokenize
 from graph_ntk.datasets.tu import assemble
@@ -156,6 +157,7 @@ def load_gin(root: str | Path, name: str, *, degree_as_tag: bool = False) -> Gra
         >>> len(ds), ds.num_tags, len(ds.folds)  # doctest: +SKIP
         (188, 7, 10)
     """
+    degree_as_tag = as_flag(degree_as_tag, "degree_as_tag")
     folder = dataset_dir(root, name, kind="GIN", is_dataset=_is_gin_folder)
     path = folder / f"{name}.txt"
     if not path.is_file():

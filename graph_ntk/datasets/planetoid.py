@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from graph_ntk.checks import as_path
 from graph_ntk.datasets._errors import DatasetFormatError, dataset_dir, missing_file, read_bytes, tokenize
 
 __all__ = ["PlanetoidData", "load_planetoid"]
@@ -167,7 +168,7 @@ def load_planetoid(root: str | Path, name: str) -> PlanetoidData:
         (2708, 5278, 1433, 7)
     """
     if (isinstance(root, (str, os.PathLike)) and root and isinstance(name, str) and name
-            and not (Path(root).expanduser() / name).is_dir() and (Path(root).expanduser() / name.lower()).is_dir()):
+            and not (as_path(root, 'root') / name).is_dir() and (as_path(root, 'root') / name.lower()).is_dir()):
         name = name.lower()  # files are named ind.cora.*, but users write "Cora"
     folder = dataset_dir(root, name, kind="Planetoid", is_dataset=lambda p: (p / f"ind.{p.name}.graph").is_file())
     paths = {part: folder / f"ind.{name}.{part}" for part in _PARTS}

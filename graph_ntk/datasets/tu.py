@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from graph_ntk.checks import as_flag
 from graph_ntk.data.encoding import InputEncoding
 from graph_ntk.data.graph import Graph, GraphDataset
 from graph_ntk.datasets._errors import Lines, dataset_dir, missing_file, read_bytes, tokenize
@@ -203,6 +204,7 @@ def load_tu(root: str | Path, name: str, *, degree_as_tag: bool = False) -> Grap
         >>> len(ds), ds.num_tags, ds.meta["classes"].tolist()  # doctest: +SKIP
         (188, 7, [-1, 1])
     """
+    degree_as_tag = as_flag(degree_as_tag, "degree_as_tag")
     folder = dataset_dir(root, name, kind="TU", is_dataset=_is_tu_folder)
 
     # Graph membership first: every other file is checked against it.

@@ -10,7 +10,7 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
-from graph_ntk.checks import as_count
+from graph_ntk.checks import as_count, as_flag, as_path
 
 from graph_ntk.data.encoding import InputEncoding
 from graph_ntk.data.graph import Graph, GraphDataset
@@ -53,6 +53,7 @@ def _prepare(model, graphs, graphs2, *, get, num_tags, encoding=None, dtype, blo
     """Validate the arguments of :func:`gram`, choose the engine and cut the graphs into chunks."""
     gets, single = _normalise_get(get)
     dtype = dtype_name(dtype)
+    all_depths, progress = as_flag(all_depths, "all_depths"), as_flag(progress, "progress")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be 'auto', 'numpy' or 'jax', got {backend!r}")
     if method not in _METHODS:
@@ -62,7 +63,7 @@ def _prepare(model, graphs, graphs2, *, get, num_tags, encoding=None, dtype, blo
         raise ValueError(f"implementation must be 'DENSE' or 'SPARSE', got {implementation!r}")
     if block_size is not None:
         block_size = as_count(block_size, "block_size")
-    as_count(memory_limit, "memory_limit (bytes)")
+    as_count(memory_limit, "memory_limit (bytes)", maximum=2**62)
 
     check_model(model)
     # The GNTK preset's first Dense has W_std = sqrt(input_dim): its kernel ignores the width.

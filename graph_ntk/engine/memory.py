@@ -153,7 +153,7 @@ def resolve_memory_limit(memory_limit: int | None) -> int:
     """
     if memory_limit is None:
         return default_memory_limit()
-    memory_limit = as_count(memory_limit, "memory_limit (bytes, or None for 75% of the available memory)")
+    memory_limit = as_count(memory_limit, "memory_limit (bytes, or None for 75% of the available memory)", maximum=2**62)
     have = available_memory()
     if memory_limit > have:
         raise ValueError(f"memory_limit={int(memory_limit)} bytes ({_gib(memory_limit)}) is more than this machine "

@@ -38,7 +38,7 @@ from typing import Any, Callable, Literal, Sequence
 
 
 from graph_ntk import nn
-from graph_ntk.checks import as_count
+from graph_ntk.checks import as_choice, as_count, as_flag
 
 
 def gntk(
@@ -88,7 +88,7 @@ def gntk(
         >>> kernel_fn(b.x, None, 'ntk', **kernel_kwargs(b)).shape  # doctest: +SKIP
         (1, 1)
     """
-    as_count(num_blocks, "num_blocks")
+    as_count(num_blocks, "num_blocks", maximum=256)
     return gntk_from_plan(["block"] * num_blocks, num_mlp_layers=num_mlp_layers, aggregation=aggregation,
                           jumping_knowledge=jumping_knowledge, readout=readout, input_dim=input_dim,
                           width=width, implementation=implementation, edge_types=edge_types)
@@ -112,17 +112,16 @@ def gntk_from_plan(
     e.g. ``StructurePool``). ``["block"] * L`` is :func:`gntk`; see :func:`gntk` for the
     other arguments.
     """
-    as_count(num_mlp_layers, "num_mlp_layers")
-    if aggregation not in ("sum", "mean"):
-        raise ValueError(f"aggregation must be 'sum' or 'mean', got {aggregation!r}")
-    if readout not in ("sum", "mean"):
-        raise ValueError(f"readout must be 'sum' or 'mean', got {readout!r}")
+    as_count(num_mlp_layers, "num_mlp_layers", maximum=256)
+    as_choice(aggregation, "aggregation", ("sum", "mean"))
+    as_choice(readout, "readout", ("sum", "mean"))
+    jumping_knowledge = as_flag(jumping_knowledge, "jumping_knowledge")
     as_count(input_dim, "input_dim")
     as_count(width, "width")
     if plan[-1] != "block" or ("coarsen" in plan and coarsen is None):
         raise ValueError("plan must end with a 'block', and 'coarsen' steps need coarsen=")
-    if edge_types is not None and (isinstance(edge_types, bool) or not isinstance(edge_types, int) or edge_types < 1):
-        raise ValueError(f"edge_types must be the number of edge labels (an integer >= 1) or None, got {edge_types!r}")
+    if edge_types is not None:
+        as_count(edge_types, "edge_types (the number of edge labels, or None)")
     if edge_types is not None and "coarsen" in plan:
         raise ValueError("edge_types cannot be combined with coarsening: coarsened graphs have no edge labels")
     pool = nn.GlobalSumPool() if readout == "sum" else nn.GlobalMeanPool()
@@ -206,8 +205,11 @@ def hierarchical_gntk(
         >>> _, _, kernel_fn = hierarchical_gntk('kmis', 2, 1, input_dim=3, k=1)
         >>> # kernel_fn(b.x, None, 'ntk', **kernel_kwargs(b)) -> (B, B) Gram matrix
     """
-    as_count(num_levels, "num_levels")
-    as_count(blocks_per_level, "blocks_per_level")
+    as_count(num_levels, "num_levels", maximum=64)
+    as_count(blocks_per_level, "blocks_per_level", maximum=64)
+    from graph_ntk.data.coarsening import check_method
+
+    check_method(method, options)
     plan = (["block"] * blocks_per_level + ["coarsen"]) * (num_levels - 1) + ["block"] * blocks_per_level
     return gntk_from_plan(plan, num_mlp_layers=num_mlp_layers, aggregation=aggregation,
                           jumping_knowledge=jumping_knowledge, readout=readout, input_dim=input_dim, width=width,
