@@ -103,8 +103,8 @@ def _gigabytes(text: str) -> int:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a size in GiB, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive size in GiB, got {value}")
+    if not value > 0 or value > 1 << 30:  # NaN, inf and absurd sizes too
+        raise argparse.ArgumentTypeError(f"expected a positive, finite size in GiB, got {text}")
     return int(value * (1 << 30))
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Callable, Literal
 
+import numpy as np
+
 from graph_ntk import program as P
 from graph_ntk.checks import as_choice, as_count, as_flag, as_real
 
@@ -95,6 +97,11 @@ def _leaf(program: P.Program, build: Callable[[], tuple]) -> Network:
 
 def _compose(layers: Sequence[Any], combine: Callable[[list[P.Program]], P.Program], build: Callable[[], tuple]
              ) -> Network:
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Network) and not (isinstance(layer, (tuple, list)) and len(layer) == 3
+                                                   and all(callable(f) for f in layer)):
+            raise TypeError(f"layer {i} is a {type(layer).__name__}, not a layer: give graph_ntk.nn layers or "
+                            "neural-tangents stax triples (init_fn, apply_fn, kernel_fn)")
     programs, opaque = [], None
     for layer in layers:
         prog, why = program_of(layer)
@@ -140,6 +147,8 @@ def FanInSum() -> Network:
 
 def FanInConcat(axis: int = -1) -> Network:
     """NT's ``stax.FanInConcat`` along channels: the width-weighted mean of the branch kernels."""
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"FanInConcat: axis must be an integer (-1: channels), got {axis!r}")
     if axis != -1:
         return Network(lambda: _stax().FanInConcat(axis), None, f"FanInConcat(axis={axis})")
     return _leaf((P.FanIn("concat"),), lambda: _stax().FanInConcat(axis))
@@ -159,6 +168,10 @@ def Dense(out_dim: int, W_std: float = 1.0, b_std: float | None = None, batch_ax
     give an opaque (node-path) description.
     """
     out_dim = as_count(out_dim, "Dense: out_dim")
+    parameterization = as_choice(parameterization, "Dense: parameterization", ("ntk", "standard"))
+    if not (isinstance(s, (tuple, list)) and len(s) == 2):
+        raise TypeError(f"Dense: s must be a pair of integers (NT's standard-parameterisation scales), got {s!r}")
+    s = (as_count(s[0], "Dense: s[0]"), as_count(s[1], "Dense: s[1]"))
     W_std = as_real(W_std, "Dense: W_std", minimum=0.0)
     b_std = None if b_std is None else as_real(b_std, "Dense: b_std", minimum=0.0)
 

@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from graph_ntk.checks import as_flag
+from graph_ntk.checks import as_choice, as_flag
 from graph_ntk.data.encoding import InputEncoding
 from graph_ntk.data.graph import Graph, GraphDataset, fit_encoding
 from graph_ntk.evaluation import cosine_normalize
@@ -176,14 +176,15 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
         from graph_ntk.engine import gram, gram_diagonal
 
         graphs = [g.encoded(self.encoding_) for g in graphs]  # the key sees codes in one encoding
-        key = _memo_key(self._model(), self._kwargs(diagonal), graphs, graphs2, diagonal)
+        model = self.model_
+        key = _memo_key(model, self._kwargs(diagonal), graphs, graphs2, diagonal)
         if key is not None and key in _MEMO:
             _MEMO.move_to_end(key)
             return _MEMO[key]
         if diagonal:
-            out = gram_diagonal(self._model(), graphs, **self._kwargs(diagonal=True))
+            out = gram_diagonal(model, graphs, **self._kwargs(diagonal=True))
         else:
-            out = gram(self._model(), graphs, graphs2, progress=False, cache_dir=self.cache_dir, **self._kwargs())
+            out = gram(model, graphs, graphs2, progress=False, cache_dir=self.cache_dir, **self._kwargs())
         out = np.asarray(out, dtype=np.float64)
         out.setflags(write=False)  # shared between callers
         if key is not None:
@@ -196,9 +197,13 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
         """Freeze the input encoding and the training graphs coded in it."""
         from graph_ntk.engine.inputs import resolve_encoding
 
-        if not isinstance(self.handle_unknown, str) or self.handle_unknown not in ("error", "ignore"):
-            raise ValueError(f"handle_unknown must be 'error' or 'ignore', got {self.handle_unknown!r}")
+        as_choice(self.handle_unknown, "handle_unknown", ("error", "ignore"))
         as_flag(self.normalize, "normalize")
+        as_choice(self.get, "get (one kernel per transformer)", ("ntk", "nngp"))
+        if self.encoding is not None and self.num_tags is not None:
+            raise ValueError("give encoding= or num_tags=, not both (num_tags=K means tags 0..K-1)")
+        # transform uses what fit used, even if set_params changes the model afterwards
+        self.model_ = self._model()
         graphs = X if isinstance(X, GraphDataset) else _graphs_of(X)
         enc = self.encoding
         if enc is None and self.num_tags is None:

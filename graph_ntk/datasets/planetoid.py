@@ -182,6 +182,11 @@ def load_planetoid(root: str | Path, name: str) -> PlanetoidData:
     graph = _load_pickle(paths["graph"])
     if not isinstance(graph, dict):
         raise DatasetFormatError(paths["graph"], None, f"expected a dict node -> neighbours, got {type(graph).__name__}")
+    for node, nbrs in graph.items():  # node ids are integers; anything else would be mis-mapped or dropped
+        if isinstance(node, bool) or not isinstance(node, (int, np.integer)) or not isinstance(nbrs, (list, tuple, set)) \
+                or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in nbrs):
+            raise DatasetFormatError(paths["graph"], None, f"expected integer node ids with lists of integer "
+                                     f"neighbours, got {node!r}: {str(nbrs)[:40]}")
     idx_lines = tokenize(paths["test.index"], read_bytes(paths["test.index"], _PARTS["test.index"]))
     test_index = idx_lines.table(1, "one node id per line")[:, 0]
 

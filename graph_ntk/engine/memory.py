@@ -265,7 +265,7 @@ def check_not_vanished(K: np.ndarray, what: str, dtype: str, symmetric: bool) ->
         >>> check_not_vanished(np.zeros((2, 2)), "the Gram matrix", "float32", True)
         Traceback (most recent call last):
         ...
-        ValueError: the Gram matrix has k(G, G) = 0 for graph 0 (in float32): the kernel underflowed to zero, or that graph's input features are all zero; use dtype='float64', larger W_std / b_std, or fewer layers, and check the graph's node features
+        ValueError: the Gram matrix has k(G, G) = 0 for graph 0 (in float32): that graph's input features are all zero (e.g. every tag unseen by the encoding, with handle_unknown='ignore'), or the kernel underflowed; check its node features, or use dtype='float64', larger W_std / b_std, or fewer layers
     """
     if K.size == 0:
         return
@@ -273,9 +273,11 @@ def check_not_vanished(K: np.ndarray, what: str, dtype: str, symmetric: bool) ->
     if symmetric and K.ndim == 2 and K.shape[0] == K.shape[1]:
         zero = np.flatnonzero(np.diagonal(K) == 0)
         if zero.size:
-            raise ValueError(f"{what} has k(G, G) = 0 for graph {int(zero[0])} (in {dtype}): the kernel underflowed "
-                             f"to zero, or that graph's input features are all zero; use {', '.join(fixes)}, and "
-                             "check the graph's node features")
+            raise ValueError(f"{what} has k(G, G) = 0 for graph {int(zero[0])} (in {dtype}): that graph's input "
+                             "features are all zero (e.g. every tag unseen by the encoding, with "
+                             f"handle_unknown='ignore'), or the kernel underflowed; check its node features, or use "
+                             f"{', '.join(fixes)}")
     elif not np.any(K):
-        raise ValueError(f"{what} is all zeros (in {dtype}): the kernel underflowed to zero, or the graphs' input "
-                         f"features are all zero; use {', '.join(fixes)}")
+        raise ValueError(f"{what} is all zeros (in {dtype}): the graphs' input features are all zero (e.g. every "
+                         "tag unseen by the encoding, with handle_unknown='ignore'), or the kernel underflowed; check "
+                         f"the node features, or use {', '.join(fixes)}")

@@ -40,7 +40,9 @@ __all__ = ["WLSubtreeKernel", "wl_subtree_gram"]
 
 
 def _check_h(h: Any) -> int:
-    return as_count(h, "h (the number of WL refinement steps)", minimum=0)
+    # WL colours stop changing after at most (largest graph's node count) steps: a larger h
+    # only repeats the last histogram, so bound it well before a run could hang.
+    return as_count(h, "h (the number of WL refinement steps)", minimum=0, maximum=10_000)
 
 
 def _as_list(graphs: Any, name: str) -> list[Graph]:
