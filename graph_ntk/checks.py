@@ -82,7 +82,7 @@ def as_grid(values: Any, name: str, *, positive: bool = True) -> np.ndarray:
         >>> as_grid([1, 10], "c_grid").tolist()
         [1.0, 10.0]
     """
-    if isinstance(values, (str, bytes, numbers.Number)) or values is None or not hasattr(values, "__iter__"):
+    if isinstance(values, (str, bytes, numbers.Number, dict, set)) or values is None or not hasattr(values, "__iter__"):
         raise TypeError(f"{name} must be a sequence of numbers (e.g. [0.1, 1, 10]), got {show(values)}")
     items = list(values)
     if not items:

@@ -168,6 +168,9 @@ def Dense(out_dim: int, W_std: float = 1.0, b_std: float | None = None, batch_ax
     give an opaque (node-path) description.
     """
     out_dim = as_count(out_dim, "Dense: out_dim")
+    for axis_name, axis in (("batch_axis", batch_axis), ("channel_axis", channel_axis)):
+        if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"Dense: {axis_name} must be an integer axis, got {axis!r}")
     parameterization = as_choice(parameterization, "Dense: parameterization", ("ntk", "standard"))
     if not (isinstance(s, (tuple, list)) and len(s) == 2):
         raise TypeError(f"Dense: s must be a pair of integers (NT's standard-parameterisation scales), got {s!r}")

@@ -41,6 +41,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
+from graph_ntk.checks import show
+
 __all__ = [
     "ABRelu",
     "Aggregate",
@@ -132,9 +134,9 @@ def scale_constant(c: Any) -> float:
         2.0
     """
     if isinstance(c, bool) or not isinstance(c, numbers.Real):
-        raise TypeError(f"Scale: c must be a real number, got {c!r} ({type(c).__name__})")
+        raise TypeError(f"Scale: c must be a real number, got {show(c)} ({type(c).__name__})")
     if not math.isfinite(c):
-        raise ValueError(f"Scale: c must be finite, got {c!r}")
+        raise ValueError(f"Scale: c must be finite, got {show(c)}")
     return float(c)
 
 

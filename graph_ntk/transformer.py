@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from graph_ntk.checks import as_choice, as_flag
+from graph_ntk.checks import as_choice, as_count, as_flag, as_path
 from graph_ntk.data.encoding import InputEncoding
 from graph_ntk.data.graph import Graph, GraphDataset, fit_encoding
 from graph_ntk.evaluation import cosine_normalize
@@ -202,6 +202,15 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
         as_choice(self.get, "get (one kernel per transformer)", ("ntk", "nngp"))
         if self.encoding is not None and self.num_tags is not None:
             raise ValueError("give encoding= or num_tags=, not both (num_tags=K means tags 0..K-1)")
+        # every setting checked here, not only when a kernel is computed (the memo may hold it)
+        from graph_ntk.engine.inputs import dtype_name
+        from graph_ntk.kernels.threads import resolve_n_jobs
+
+        as_count(self.block_size, "block_size")
+        dtype_name(self.dtype)
+        resolve_n_jobs(self.n_jobs)
+        if self.cache_dir is not None:
+            as_path(self.cache_dir, "cache_dir")
         # transform uses what fit used, even if set_params changes the model afterwards
         self.model_ = self._model()
         graphs = X if isinstance(X, GraphDataset) else _graphs_of(X)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from graph_ntk.checks import as_count
+from graph_ntk.checks import as_count, as_seed
 from graph_ntk.data.graph import Graph, GraphDataset
 
 __all__ = ["make_demo_dataset", "DEMO_CLASSES"]
@@ -79,7 +79,7 @@ def make_demo_dataset(n_graphs: int = 300, seed: int = 0) -> GraphDataset:
         (100, 4, 10)
     """
     n_graphs = as_count(n_graphs, "n_graphs")  # 2.5 graphs is refused, not failed on deep in numpy
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(as_seed(seed))
     family = rng.permutation(np.arange(n_graphs) % len(_FAMILIES))
     graphs = []
     for fam in family:

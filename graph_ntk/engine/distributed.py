@@ -109,7 +109,7 @@ def run_tasks(job: Any, todo: list[tuple[Chunk, Chunk]], place: Callable[[Chunk,
         How many blocks the workers computed (the others had been written meanwhile).
     """
     from distributed import as_completed
-    from tqdm.auto import tqdm
+    from graph_ntk.log import progress_bar as tqdm
 
     payload = _pickled(job.make_engine)
     folder = Path(cache).resolve()  # workers need the path itself, not one relative to our cwd

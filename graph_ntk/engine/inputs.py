@@ -162,6 +162,8 @@ def dtype_name(dtype: Any) -> str:
         >>> dtype_name(np.float32)
         'float32'
     """
+    if dtype is None:
+        raise TypeError("dtype must be 'float32' or 'float64' (or the numpy type), got None")
     if not isinstance(dtype, str):
         try:
             dtype = np.dtype(dtype).name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
@@ -22,6 +23,7 @@ from graph_ntk.engine.memory import check_fits
 from graph_ntk.engine.models import GNTK, _resolve_model, _say_once, check_model
 from graph_ntk.kernels.jax_tiles import BACKENDS
 from graph_ntk.kernels.threads import limit_threads
+from graph_ntk.log import logger
 from graph_ntk.kernels.tiles import reused_memory
 
 _METHODS = ("auto", "colour", "nodes")
@@ -247,7 +249,10 @@ def gram(
         >>> K.shape, bool(np.isclose(K[0, 0], K[0, 1]))
         ((2, 2), True)
     """
+    started = time.perf_counter()
     with limit_threads(n_jobs):  # threads of the executors and of BLAS
+        output = None if output is None else as_path(output, "output")
+        cache_dir = None if cache_dir is None else as_path(cache_dir, "cache_dir")
         if scheduler is not None and cache_dir is None:
             raise ValueError("scheduler= needs cache_dir=: Dask workers hand finished blocks back through the cache, "
                              "so pass a folder that the client and every worker can reach (a shared file system)")
@@ -295,6 +300,9 @@ def gram(
                             job.settings.get("aggregation"))
         for channel in out:
             memory.check_not_vanished(channel, f"the {'/'.join(job.gets)} Gram matrix", job.dtype, symmetric)
+        logger.info("gram: %dx%d %s (%s) on the %s path in %.2f s", len(job.graphs1), n2, "/".join(job.gets),
+                    job.dtype, "item" if job.settings.get("method") == "colour" else "node",
+                    time.perf_counter() - started)
 
         if all_depths:
             grams = _depth_grams(job, out)
@@ -397,7 +405,7 @@ def _run_blocks(job: _Job, tasks: list[tuple[Chunk, Chunk]], place: Callable, *,
     so concurrent runs on one cache compute every block once. With a Dask ``scheduler``,
     one task per missing block (see :mod:`graph_ntk.engine.distributed`).
     """
-    from tqdm.auto import tqdm
+    from graph_ntk.log import progress_bar as tqdm
 
     from graph_ntk.engine import files
     from graph_ntk.engine.memory import check_finite

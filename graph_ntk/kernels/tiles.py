@@ -204,9 +204,9 @@ def parallel_for(n_items: int, work: Callable[[int, dict], None], contexts: list
     errors: list[BaseException] = []
     bar = None
     if progress is not None:
-        from tqdm.auto import tqdm
+        from graph_ntk.log import progress_bar
 
-        bar = tqdm(total=n_items, desc=progress, leave=False)
+        bar = progress_bar(total=n_items, desc=progress, leave=False)
 
     def run(ctx: dict) -> None:
         while True:
