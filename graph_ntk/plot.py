@@ -1,0 +1,121 @@
+"""Small plots of kernels and evaluation results (matplotlib, an optional dependency).
+
+Each function draws on ``ax`` (a new figure's axes when ``None``) and returns the axes, so
+the plots compose in notebooks and scripts.
+
+Example:
+    >>> import numpy as np
+    >>> ax = kernel_heatmap(np.eye(3), y=np.array([0, 1, 0]))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from graph_ntk.checks import as_flag
+from graph_ntk.evaluation import EvaluationResult, as_real_matrix, cosine_normalize
+
+__all__ = ["accuracy_plot", "gram_time_plot", "kernel_heatmap"]
+
+
+def _axes(ax: Any):
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("graph_ntk.plot needs matplotlib: pip install matplotlib") from None
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4))
+    return ax
+
+
+def kernel_heatmap(K: Any, y: Any = None, *, normalize: bool = True, ax: Any = None):
+    r"""A Gram matrix as an image, rows and columns sorted by class when ``y`` is given, the
+    cosine form :math:`K_{ij}/\sqrt{K_{ii}K_{jj}}` by default.
+
+    Example:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> kernel_heatmap(np.array([[2.0, 1.0], [1.0, 2.0]]), y=[1, 0]).get_title()
+        'cosine kernel (2 graphs, sorted by class)'
+    """
+    K = as_real_matrix(K, "K")
+    if K.ndim != 2 or K.shape[0] != K.shape[1]:
+        raise ValueError(f"K must be a square Gram matrix, got shape {K.shape}")
+    shown = cosine_normalize(K) if as_flag(normalize, "normalize") else K
+    order = np.arange(K.shape[0])
+    if y is not None:
+        y = np.asarray(y)
+        if y.shape != (K.shape[0],):
+            raise ValueError(f"y must have one label per row of K ({K.shape[0]}), got shape {y.shape}")
+        order = np.argsort(y, kind="stable")
+    ax = _axes(ax)
+    image = ax.imshow(shown[np.ix_(order, order)], cmap="viridis", interpolation="nearest")
+    ax.figure.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_title(f"{'cosine' if normalize else 'raw'} kernel ({K.shape[0]} graphs"
+                 f"{', sorted by class' if y is not None else ''})")
+    ax.set_xlabel("graph")
+    ax.set_ylabel("graph")
+    return ax
+
+
+def accuracy_plot(results: Mapping[Any, EvaluationResult], *, protocols: Sequence[str] | None = None,
+                  xlabel: str = "", ax: Any = None):
+    """Accuracy (mean ± std over folds) of evaluation results against a setting, one line per
+    protocol: ``results`` maps the setting (depth, ``C``, ...) to :func:`graph_ntk.evaluate`'s result.
+
+    Example:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> from graph_ntk.evaluation import ProtocolResult
+        >>> r = {d: EvaluationResult("demo", [ProtocolResult("nested SVM", 0.7 + d / 100, 0.02, np.ones(3))])
+        ...      for d in (1, 2, 3)}
+        >>> accuracy_plot(r, xlabel="depth").get_ylabel()
+        'accuracy (%)'
+    """
+    if not isinstance(results, Mapping) or not results:
+        raise TypeError("results must be a non-empty dict {setting: EvaluationResult}")
+    for key, res in results.items():
+        if not isinstance(res, EvaluationResult):
+            raise TypeError(f"results[{key!r}] is a {type(res).__name__}, expected an EvaluationResult")
+    settings = list(results)
+    keys = list(protocols) if protocols is not None else results[settings[0]].keys()
+    ax = _axes(ax)
+    numeric = all(isinstance(s, (int, float, np.number)) for s in settings)
+    xs = np.asarray(settings, float) if numeric else np.arange(len(settings))
+    for key in keys:
+        rows = [results[s][key] for s in settings]
+        scale = 100.0 if rows[0].metric == "accuracy" else 1.0
+        mean = np.array([r.mean for r in rows]) * scale
+        std = np.array([r.std for r in rows]) * scale
+        ax.errorbar(xs, mean, yerr=std, marker="o", capsize=3, label=key)
+    if not numeric:
+        ax.set_xticks(xs, [str(s) for s in settings])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy (%)")
+    ax.legend()
+    return ax
+
+
+def gram_time_plot(sizes: Sequence[float], seconds: Mapping[str, Sequence[float]], *, ax: Any = None):
+    """Gram time against the number of graphs, one line per method, on log-log axes.
+
+    Example:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> gram_time_plot([100, 200], {"item engine": [0.1, 0.3]}).get_xscale()
+        'log'
+    """
+    sizes = as_real_matrix(sizes, "sizes")
+    if not isinstance(seconds, Mapping) or not seconds:
+        raise TypeError("seconds must be a non-empty dict {method: times}")
+    ax = _axes(ax)
+    for name, times in seconds.items():
+        times = as_real_matrix(times, f"seconds[{name!r}]")
+        if times.shape != sizes.shape:
+            raise ValueError(f"seconds[{name!r}] has {times.size} times for {sizes.size} sizes")
+        ax.plot(sizes, times, marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("graphs")
+    ax.set_ylabel("seconds")
+    ax.legend()
+    return ax
