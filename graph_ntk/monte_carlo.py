@@ -20,6 +20,7 @@ and give the standard error of the estimate,
 
 from __future__ import annotations
 
+from collections import abc
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -29,7 +30,7 @@ import numpy as np
 from neural_tangents import stax
 
 from graph_ntk.data.batch import GraphBatch, kernel_kwargs
-from graph_ntk.checks import as_count
+from graph_ntk.checks import as_choice, as_count, as_seed, show
 from graph_ntk.data.graph import Graph
 
 __all__ = ["KernelEstimate", "monte_carlo_kernel"]
@@ -72,6 +73,11 @@ def _batches(first, second, num_tags: int | None, encoding, num_edge_types: int 
         raise ValueError("both sets must be padded to the same node count, got "
                          f"{[b.x.shape[1] for b in batches]}; build them with GraphBatch.from_graphs(..., n_max=...)")
     return batches[0], (batches[1] if second is not None else None)
+
+
+def _typed_key(key: Any) -> bool:
+    """Whether ``key`` is a new-style typed JAX key (``jax.random.key(0)``, a scalar)."""
+    return isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
 
 
 def monte_carlo_kernel(
@@ -124,9 +130,16 @@ def monte_carlo_kernel(
         >>> est.mean.shape, bool((est.stderr >= 0).all())
         ((2, 2), True)
     """
-    kinds = (get,) if isinstance(get, str) else tuple(get)
-    if not kinds or any(kind not in _KINDS for kind in kinds):
-        raise ValueError(f"get must be 'nngp', 'ntk' or a tuple of them, got {get!r}")
+    if isinstance(network, type) or not (isinstance(network, abc.Sequence) and not isinstance(network, str)
+                                         and len(network) >= 2 and callable(network[0]) and callable(network[1])):
+        raise TypeError(f"network must be a stax triple (init_fn, apply_fn, kernel_fn) or a graph_ntk.nn network "
+                        f"(for a GNTK: GNTK(...).stax(input_dim)), got {type(network).__name__}: sampling needs init_fn and apply_fn")
+    if isinstance(get, str):
+        kinds = (as_choice(get, "get", _KINDS),)
+    elif isinstance(get, (tuple, list)) and get:
+        kinds = tuple(as_choice(kind, "get", _KINDS) for kind in get)
+    else:
+        raise TypeError(f"get must be 'nngp', 'ntk' or a tuple of them, got {show(get)} ({type(get).__name__})")
     n_groups = as_count(n_groups, "n_groups", 1)
     n_samples = as_count(n_samples, "n_samples", 1)
     if n_groups < 2:
@@ -134,8 +147,10 @@ def monte_carlo_kernel(
     if n_samples < n_groups or n_samples % n_groups:
         raise ValueError(f"n_samples ({n_samples}) must be a positive multiple of n_groups ({n_groups})")
     batch_size = as_count(batch_size, "batch_size", 0)
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        key = jax.random.PRNGKey(int(key))  # a plain seed, as users pass to numpy
+    # NT's ids: 0 = AUTO, 1 = Jacobian contraction, 2 = NTK-vector products, 3 = structured derivatives.
+    implementation = as_count(implementation, "implementation", minimum=0, maximum=3)
+    if not (isinstance(key, (jax.Array, np.ndarray)) and np.ndim(key) > 0) and not _typed_key(key):
+        key = jax.random.PRNGKey(as_seed(key, "key"))  # a plain seed, as users pass to numpy
     init_fn, apply_fn = network[0], network[1]
 
     if num_edge_types is None:

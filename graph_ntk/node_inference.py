@@ -40,7 +40,8 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from graph_ntk.checks import as_count, as_real
+from graph_ntk.checks import as_choice, as_count, as_grid, as_real
+from graph_ntk.evaluation import as_real_matrix
 from graph_ntk.gp import gp_posterior_mean, gp_posterior_variance
 
 __all__ = ["DEFAULT_REGS", "NodeGPResult", "gp_posterior_mean", "gp_posterior_variance", "node_gp",
@@ -63,6 +64,9 @@ def node_gp_predict(K_train_train: np.ndarray, K_test_train: np.ndarray, y_train
                     reg: float) -> np.ndarray:
     """Predicted class of each test node: argmax of the GP posterior mean on one-hot targets."""
     num_classes = as_count(num_classes, "num_classes")
+    reg = as_real(reg, "reg", minimum=0)
+    K_train_train = as_real_matrix(K_train_train, "K_train_train")
+    K_test_train = as_real_matrix(K_test_train, "K_test_train")
     y_train = _labels(y_train, num_classes, "y_train")
     if np.ndim(K_train_train) == 2 and y_train.shape[0] != np.shape(K_train_train)[0]:
         raise ValueError(f"y_train must have one label per row of K_train_train ({np.shape(K_train_train)[0]}), "
@@ -159,9 +163,7 @@ def node_gp_select(
         if shared.size:  # a node both fitted and scored would inflate the accuracy
             raise ValueError(f"{na} and {nb} share {shared.size} node(s) (e.g. node {int(shared[0])}); give "
                              "disjoint splits")
-    regs = sorted(as_real(r, "regs[i]", positive=True) for r in regs)
-    if not regs:
-        raise ValueError("regs is empty: give at least one ridge value")
+    regs = sorted(as_grid(regs, "regs").tolist())
     y_train = _labels(y[train_idx], num_classes, "y[train_idx]")
     y_val = _labels(y[val_idx], num_classes, "y[val_idx]")
     y_test = _labels(y[test_idx], num_classes, "y[test_idx]")
@@ -220,8 +222,13 @@ def node_gp(
     from graph_ntk.kernels.lowrank import lowrank_node_kernel
     from graph_ntk.kernels.node_kernel import exact_node_kernel
 
-    if get not in ("nngp", "ntk"):
-        raise ValueError(f"get must be 'nngp' or 'ntk', got {get!r}")
+    get = as_choice(get, "get", ("nngp", "ntk"))
+    method = as_choice(method, "method", ("exact", "lowrank"))
+    regs = as_grid(regs, "regs")
+    y = np.asarray(y)
+    num_nodes = x.shape[0] if hasattr(x, "shape") and len(x.shape) == 2 else None  # else the kernel names x
+    if num_nodes is not None and y.ndim == 1 and y.size != num_nodes:
+        raise ValueError(f"y must have one label per node ({num_nodes} rows of x), got {y.size} labels")
     if method == "exact":
         def block(rows, cols):
             return exact_node_kernel(network, x, edge_index, get, rows=rows, cols=cols, **kernel_kwargs)
@@ -231,6 +238,4 @@ def node_gp(
 
         def block(rows, cols):
             return low.block(rows, cols, get)
-    else:
-        raise ValueError(f"method must be 'exact' or 'lowrank', got {method!r}")
     return node_gp_select(block, y, train_idx, val_idx, test_idx, num_classes, regs)

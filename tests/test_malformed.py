@@ -104,7 +104,7 @@ def monte_carlo(graphs, graphs2=None, **kw):
     from graph_ntk.monte_carlo import monte_carlo_kernel  # loads JAX, so only when a case needs it
 
     kw.setdefault("n_samples", 8)
-    return monte_carlo_kernel(gntk(1, 1, input_dim=2, width=4), graphs, graphs2, key=None, **kw)
+    return monte_carlo_kernel(gntk(1, 1, input_dim=2, width=4), graphs, graphs2, key=0, **kw)
 
 
 def stax_scale(c):
@@ -304,7 +304,7 @@ CASES = [
     ("exact-edge_weight-length", node_call(exact_node_kernel, edge_weight=np.ones(3)), ValueError,
      r"edge_weight must have shape \(4,\)"),
     ("exact-edge_weight-nan", node_call(exact_node_kernel, edge_weight=nan_at(4, 0)), ValueError, r"edge_weight contains NaN"),
-    ("exact-get", node_call(exact_node_kernel, get="kernel"), ValueError, r"get must be 'nngp', 'ntk'"),
+    ("exact-get", node_call(exact_node_kernel, get="kernel"), ValueError, r"get must be one of 'nngp', 'ntk'"),
     ("exact-rows", node_call(exact_node_kernel, rows=[0, 9]), ValueError, r"rows must be a 1-D array of node indices"),
     ("exact-dtype", node_call(exact_node_kernel, dtype=np.float16), ValueError, r"dtype must be float32 or float64"),
     ("exact-network", lambda: exact_node_kernel("gcn", np.eye(3), EI), ValueError, r"network must be a graph_ntk.nn description"),

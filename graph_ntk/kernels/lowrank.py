@@ -37,8 +37,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph_ntk import program as P
+from graph_ntk.checks import as_choice, as_count, as_real, as_seed
 from graph_ntk.kernels import rules
-from graph_ntk.kernels.node_kernel import check_cast, check_dtype, check_get, index, node_program, node_space
+from graph_ntk.kernels.node_kernel import (check_cast, check_dtype, check_get, check_node_finite, index, node_program,
+                                           node_space)
 from graph_ntk.kernels.spaces import NodeSpace
 
 __all__ = ["LowRankNodeKernel", "lowrank_node_kernel", "select_landmarks"]
@@ -77,16 +79,15 @@ def select_landmarks(
         (2,)
     """
     n = x.shape[0]
-    if int(num_landmarks) != num_landmarks or num_landmarks < 1:
-        raise ValueError(f"num_landmarks must be a positive integer, got {num_landmarks!r}")
-    if method not in ("random", "kmeans++"):
-        raise ValueError(f"method must be 'random' or 'kmeans++', got {method!r}")
+    num_landmarks = as_count(num_landmarks, "num_landmarks")
+    method = as_choice(method, "method", ("random", "kmeans++"))
+    seed = as_seed(seed)
     if num_landmarks >= n:
         return np.arange(n)
     rng = np.random.default_rng(seed)
     if method == "random":
-        return np.sort(rng.choice(n, int(num_landmarks), replace=False))
-    return _kmeans_pp(x.tocsr() if sp.issparse(x) else np.asarray(x, np.float64), int(num_landmarks), rng)
+        return np.sort(rng.choice(n, num_landmarks, replace=False))
+    return _kmeans_pp(x.tocsr() if sp.issparse(x) else np.asarray(x, np.float64), num_landmarks, rng)
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,7 @@ class LowRankNodeKernel:
     landmarks: np.ndarray
 
     def _factor(self, get: str):
-        if get not in _GETS:
-            raise ValueError(f"get must be 'nngp' or 'ntk', got {get!r}")
+        get = as_choice(get, "get", _GETS)
         factor = self.nngp if get == "nngp" else self.ntk
         if factor is None:
             raise ValueError("the NTK was not computed: call lowrank_node_kernel(..., get=('nngp', 'ntk'))")
@@ -116,8 +116,11 @@ class LowRankNodeKernel:
         factor = self._factor(get)
         n = factor.shape[0]
         a, b = factor[index(rows, n, "rows")], factor[index(cols, n, "cols")]
-        out = a @ b.T
-        return out.toarray() if sp.issparse(out) else np.asarray(out)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused just below, by name
+            out = a @ b.T
+        out = out.toarray() if sp.issparse(out) else np.asarray(out)
+        check_node_finite(out, f"the low-rank node {get.upper()}", out.dtype)
+        return out
 
     def diag(self, get: str = "nngp") -> np.ndarray:
         """The diagonal :math:`\\|\\Phi_i\\|^2` of the low-rank kernel."""
@@ -193,6 +196,11 @@ def _lowrank(op: P.Op, st: _LowRank, space: NodeSpace, landmarks: np.ndarray, ji
             k_ns[rows] = new
             if new_theta is not None:
                 theta_ns[rows] = new_theta
+        # An overflow here would be dropped by _nystrom's eigenvalue cut-off as if it were a
+        # null direction, leaving a silently all-zero kernel.
+        check_node_finite(k_ns, "the low-rank node NNGP", dtype)
+        if theta_ns is not None:
+            check_node_finite(theta_ns, "the low-rank node NTK", dtype)
         psi = None if theta_ns is None else _nystrom(theta_ns, landmarks, jitter)
         return _LowRank(_nystrom(k_ns, landmarks, jitter), psi, st.width)
     if isinstance(op, P.Branch):
@@ -255,9 +263,9 @@ def lowrank_node_kernel(
         (2, 3)
     """
     program, gets, dtype = node_program(network), check_get(get), check_dtype(dtype)
-    jitter = (1e-10 if dtype == np.float64 else 1e-5) if jitter is None else float(jitter)
-    if not jitter >= 0:
-        raise ValueError(f"jitter must be non-negative, got {jitter!r}")
+    jitter = (1e-10 if dtype == np.float64 else 1e-5) if jitter is None else as_real(jitter, "jitter", minimum=0)
+    # Checked before the kernel work (select_landmarks checks them again when called alone).
+    num_landmarks, seed = as_count(num_landmarks, "num_landmarks"), as_seed(seed)
     space, _ = node_space(x, edge_index, edge_weight)
     with np.errstate(over="ignore"):
         x = x.astype(dtype).tocsr() if sp.issparse(x) else np.asarray(x, dtype)

@@ -29,21 +29,60 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph_ntk import program as P
+from graph_ntk.checks import as_choice, show
 from graph_ntk.data.graph import Graph
 from graph_ntk.kernels.dense_exec import State, run_dense
 from graph_ntk.kernels.refine import feature_partition
 from graph_ntk.kernels.spaces import NodeSpace
 
-__all__ = ["check_get", "check_node_graph", "exact_node_kernel", "node_program", "node_space"]
+__all__ = ["check_get", "check_node_finite", "check_node_graph", "exact_node_kernel", "node_program", "node_space"]
 
 _GETS = ("nngp", "ntk")
 
 
 def check_get(get: str | Sequence[str]) -> tuple[str, ...]:
-    gets = (get,) if isinstance(get, str) else tuple(get)
-    if not gets or any(g not in _GETS for g in gets):
-        raise ValueError(f"get must be 'nngp', 'ntk' or a tuple of them, got {get!r}")
-    return gets
+    """``get`` as a non-empty tuple of kernel names (``'nngp'``, ``'ntk'``).
+
+    Example:
+        >>> check_get("ntk"), check_get(["nngp", "ntk"])
+        (('ntk',), ('nngp', 'ntk'))
+    """
+    if isinstance(get, str):
+        return (as_choice(get, "get", _GETS),)
+    if not isinstance(get, (tuple, list)) or not get:
+        raise TypeError(f"get must be 'nngp', 'ntk' or a tuple of them, got {show(get)} ({type(get).__name__})")
+    return tuple(as_choice(g, "get", _GETS) for g in get)
+
+
+def check_node_finite(k: np.ndarray, what: str, dtype: np.dtype) -> None:
+    """Refuse a node kernel with inf/NaN entries: it overflowed (large features, sum
+    aggregation on high-degree nodes, many layers), and a GP would turn it into noise.
+
+    Example:
+        >>> check_node_finite(np.array([1.0, np.inf]), "the node NNGP", np.dtype("float32"))
+        Traceback (most recent call last):
+        ...
+        ValueError: the node NNGP is not finite (1 inf/NaN entries in float32): the kernel overflowed; rescale the node features x, use dtype=np.float64, mean aggregation, or fewer layers
+    """
+    finite = np.isfinite(k)
+    if finite.all():
+        return
+    fixes = ["rescale the node features x"] + ([] if dtype == np.float64 else ["use dtype=np.float64"])
+    fixes += ["mean aggregation", "or fewer layers"]
+    raise ValueError(f"{what} is not finite ({finite.size - np.count_nonzero(finite)} inf/NaN entries in {dtype}): "
+                     f"the kernel overflowed; {', '.join(fixes)}")
+
+
+def _relational(program: P.Program) -> int | None:
+    """The ``edge_types`` of the first relational ``Aggregate`` in ``program`` (branches included)."""
+    for op in program:
+        if isinstance(op, P.Aggregate) and op.edge_types:
+            return op.edge_types
+        if isinstance(op, P.Branch):
+            found = next((t for t in map(_relational, op.branches) if t), None)
+            if found:
+                return found
+    return None
 
 
 def check_dtype(dtype) -> np.dtype:
@@ -71,6 +110,10 @@ def node_program(network: Any) -> P.Program:
     program = P.normalize(program)
     if any(isinstance(op, P.GlobalPool) for op in program):
         raise ValueError("a node-level kernel needs a network without a global pool (it would pool the nodes away)")
+    types = _relational(program)
+    if types:  # the node kernels take no arc types: every arc would count as type 0 of T
+        raise ValueError(f"the network aggregates over edge_types={types} but the graph has no edge_type (the node "
+                         "kernels take no arc types): drop edge_types from Aggregate")
     return program
 
 
@@ -178,12 +221,15 @@ def exact_node_kernel(
     with np.errstate(over="ignore"):
         phi = (part.representatives / np.sqrt(f)).astype(dtype)
     check_cast(phi, dtype)
-    k0 = phi @ phi.T
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by name in result()
+        k0 = phi @ phi.T
     out = run_dense(program, State(space, part.items, k0, None, np.diagonal(k0).copy(), f), want_ntk="ntk" in gets)
     r, c = out.items[rows], out.items[cols]
 
     def result(name: str) -> np.ndarray:
         k = out.nngp if name == "nngp" else out.ntk
-        return np.zeros((rows.size, cols.size), dtype) if k is None else k[np.ix_(r, c)].astype(dtype)
+        k = np.zeros((rows.size, cols.size), dtype) if k is None else k[np.ix_(r, c)].astype(dtype)
+        check_node_finite(k, f"the node {name.upper()}", dtype)
+        return k
 
     return result(gets[0]) if isinstance(get, str) else tuple(result(name) for name in gets)

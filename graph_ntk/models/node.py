@@ -19,23 +19,21 @@ are built so that this holds, and the Monte-Carlo tests check it.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Literal, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
 from graph_ntk import nn
-from graph_ntk.checks import as_count
+from graph_ntk.checks import as_choice, as_count, as_grid, as_real
 
 Implementation = Literal["DENSE", "SPARSE"]
 
 
 # --------------------------------------------------------------------------- presets
-def _check_std(W_std: float, b_std: float) -> None:
-    if not W_std > 0:
-        raise ValueError(f"W_std must be positive, got {W_std!r}")
-    if not b_std >= 0:
-        raise ValueError(f"b_std must be non-negative, got {b_std!r}")
+def _check_std(W_std: float, b_std: float) -> tuple[float, float]:
+    return as_real(W_std, "W_std", positive=True), as_real(b_std, "b_std", minimum=0)
 
 
 def gcn(
@@ -64,7 +62,7 @@ def gcn(
         (1, 1, 3, 3)
     """
     num_layers = as_count(num_layers, "num_layers")
-    _check_std(W_std, b_std)
+    W_std, b_std = _check_std(W_std, b_std)
     width, out_dim = as_count(width, "width"), as_count(out_dim, "out_dim")
     layers = []
     for layer in range(num_layers):
@@ -100,7 +98,7 @@ def gin(
     """
     num_layers = as_count(num_layers, "num_layers")
     mlp_layers = as_count(mlp_layers, "mlp_layers")
-    _check_std(W_std, b_std)
+    W_std, b_std = _check_std(W_std, b_std)
     width, out_dim = as_count(width, "width"), as_count(out_dim, "out_dim")
     layers = []
     for _ in range(num_layers):
@@ -144,9 +142,8 @@ def sage(
         '[Dense(512, W_std=1.41421, b_std=0) > Relu | Aggregate(mean) > Dense(512, W_std=1.41421, b_std=0) > Relu]++ > Dense(1, W_std=1.41421, b_std=0)'
     """
     num_layers = as_count(num_layers, "num_layers")
-    if combine not in ("concat", "sum"):
-        raise ValueError(f"combine must be 'concat' or 'sum', got {combine!r}")
-    _check_std(W_std, b_std)
+    combine = as_choice(combine, "combine", ("concat", "sum"))
+    W_std, b_std = _check_std(W_std, b_std)
     width, out_dim = as_count(width, "width"), as_count(out_dim, "out_dim")
     layers = []
     for _ in range(num_layers):
@@ -206,21 +203,21 @@ def gcnii(
         >>> _, _, kernel_fn = gcnii(num_layers=8, alpha=0.1, lam=0.5)
     """
     num_layers = as_count(num_layers, "num_layers")
-    if not 0.0 <= alpha <= 1.0:
+    alpha = as_real(alpha, "alpha", minimum=0)
+    if alpha > 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
     if beta is None:
-        if not lam > 0:
-            raise ValueError(f"lam must be positive, got {lam!r}")
+        lam = as_real(lam, "lam", positive=True)
         betas = [math.log(lam / (layer + 1) + 1.0) for layer in range(num_layers)]
-    elif np.ndim(beta) == 0:
-        betas = [float(beta)] * num_layers
+    elif isinstance(beta, numbers.Number):
+        betas = [as_real(beta, "beta")] * num_layers
     else:
-        betas = [float(b) for b in beta]
+        betas = as_grid(beta, "beta", positive=False).tolist()
         if len(betas) != num_layers:
             raise ValueError(f"beta must have num_layers={num_layers} entries, got {len(betas)}")
     if any(not 0.0 <= b <= 1.0 for b in betas):
         raise ValueError(f"beta must lie in [0, 1], got {betas}")
-    _check_std(W_std, b_std)
+    W_std, b_std = _check_std(W_std, b_std)
     width, out_dim = as_count(width, "width"), as_count(out_dim, "out_dim")
 
     # `stax` has no layer that picks h^(0) out of a list, so h^(0) is carried by nesting:
@@ -267,8 +264,13 @@ def node_kernel(
         >>> node_kernel(gcn(1)[2], x, ei).shape
         (3, 3)
     """
+    if not callable(kernel_fn):
+        raise TypeError(f"kernel_fn must be the kernel_fn of a node-level network (e.g. gcn(2)[2]), got "
+                        f"{type(kernel_fn).__name__}")
     x = np.asarray(x.toarray() if sp.issparse(x) else x)
-    from graph_ntk.kernels.node_kernel import check_node_graph
+    from graph_ntk.kernels.node_kernel import check_get, check_node_graph
+
+    check_get(get)
 
     edge_index = check_node_graph(x, edge_index, edge_weight)
     pattern = edge_index.T[None].astype(np.int32)
