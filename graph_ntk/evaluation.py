@@ -331,6 +331,22 @@ def _grid(values: Any, name: str) -> np.ndarray:
     return as_grid(values, name)
 
 
+def _map(fn: Any, items: Sequence[Any], n_jobs: int | None) -> list[Any]:
+    """``[fn(x) for x in items]`` on ``n_jobs`` threads (libsvm releases the GIL), in order."""
+    from graph_ntk.kernels.threads import resolve_n_jobs
+
+    jobs = 1 if n_jobs is None else resolve_n_jobs(n_jobs)
+    if jobs == 1 or len(items) < 2:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor
+    from threadpoolctl import threadpool_limits
+
+    # warnings filters are process-wide: set libsvm's iteration-cap filter here, for every thread
+    with warnings.catch_warnings(), threadpool_limits(1), ThreadPoolExecutor(min(jobs, len(items))) as pool:
+        warnings.filterwarnings("ignore", message="Solver terminated early", category=Warning)
+        return list(pool.map(fn, items))
+
+
 def _check_inner_splits(inner_splits: Any) -> int:
     return as_count(inner_splits, "inner_splits (inner cross-validation folds)", minimum=2)
 
@@ -425,6 +441,7 @@ def svm_paper_protocol(
     *,
     c_grid: Sequence[float] = PAPER_C_GRID,
     normalizations: Sequence[str] = NORMALIZATIONS,
+    n_jobs: int | None = None,
 ) -> list[ProtocolResult]:
     r"""The GNTK paper's protocol: best mean test accuracy over a ``C`` grid, per normalisation.
 
@@ -441,7 +458,8 @@ def svm_paper_protocol(
     c_grid = _grid(c_grid, "c_grid")
     out = []
     for name, Kn in _forms(K, normalizations).items():
-        acc = np.stack([_svm_accuracies(Kn, y, tr, te, c_grid) for tr, te in folds], axis=1)  # (C, fold)
+        acc = np.stack(_map(lambda f, Kn=Kn: _svm_accuracies(Kn, y, f[0], f[1], c_grid), folds, n_jobs),
+                       axis=1)  # (C, fold)
         best = int(np.argmax(acc.mean(axis=1)))  # first maximum: the smallest such C
         out.append(ProtocolResult(f"paper SVM ({name})", float(acc[best].mean()), float(acc[best].std()),
                                   acc[best], [{"C": float(c_grid[best])}]))
@@ -457,6 +475,7 @@ def svm_nested_cv(
     normalizations: Sequence[str] = NORMALIZATIONS,
     inner_splits: int = 5,
     seed: int = 0,
+    n_jobs: int | None = None,
 ) -> ProtocolResult:
     """Nested cross-validation: ``C`` and the normalisation chosen on inner folds of each
     outer training part; the outer test accuracy is reported (mean ± std over outer folds).
@@ -482,8 +501,9 @@ def svm_nested_cv(
         Kk, y_checked, folds_checked = _check(Kk, y, folds)
         forms.update({(kname, norm): Kn for norm, Kn in _forms(Kk, normalizations).items()})
     y, folds = y_checked, folds_checked
-    accs, chosen = [], []
-    for k, (tr, te) in enumerate(folds):
+
+    def outer(item: tuple[int, tuple[np.ndarray, np.ndarray]]) -> tuple[float, dict[str, Any]]:
+        k, (tr, te) = item
         inner = _inner_folds(y[tr], inner_splits, seed, k)
         best_score, best = -1.0, None
         for key, Kn in forms.items():
@@ -492,9 +512,11 @@ def svm_nested_cv(
             if scores[i] > best_score:  # strict: ties keep the earlier candidate (raw before cosine)
                 best_score, best = scores[i], (key, float(c_grid[i]))
         (kname, norm), C = best
-        accs.append(float(_svm_accuracies(forms[(kname, norm)], y, tr, te, [C])[0]))
-        chosen.append({"norm": norm, "C": C} if kname is None else {"kernel": kname, "norm": norm, "C": C})
-    accs = np.array(accs)
+        acc = float(_svm_accuracies(forms[(kname, norm)], y, tr, te, [C])[0])
+        return acc, {"norm": norm, "C": C} if kname is None else {"kernel": kname, "norm": norm, "C": C}
+
+    done = _map(outer, list(enumerate(folds)), n_jobs)
+    accs, chosen = np.array([a for a, _ in done]), [c for _, c in done]
     return ProtocolResult("nested SVM", float(accs.mean()), float(accs.std()), accs, chosen)
 
 
@@ -567,6 +589,7 @@ def evaluate(
     diag_regs: Sequence[float] = GP_DIAG_REG_GRID,
     inner_splits: int = 5,
     seed: int = 0,
+    n_jobs: int | None = None,
 ) -> EvaluationResult:
     r"""Run several protocols on one Gram matrix.
 
@@ -588,6 +611,8 @@ def evaluate(
             targets, ``'ridge'`` (:func:`ridge_nested_cv`: R², RMSE, MAE).
         c_grid, nested_c_grid, diag_regs: the grids of the respective protocols.
         inner_splits, seed: inner cross-validation of the nested protocols.
+        n_jobs: threads for the SVM fits, over outer folds (scikit-learn's meaning: ``None``
+            one, ``-1`` every CPU); the results do not depend on it.
 
     Example:
         >>> K = np.eye(40) + 1.0; y = np.arange(40) % 2
@@ -617,9 +642,10 @@ def evaluate(
     results: list[ProtocolResult] = []
     for p in protocols:
         if p == "paper":
-            results += svm_paper_protocol(K, y, folds, c_grid=c_grid)
+            results += svm_paper_protocol(K, y, folds, c_grid=c_grid, n_jobs=n_jobs)
         elif p == "nested":
-            results.append(svm_nested_cv(K, y, folds, c_grid=nested_c_grid, inner_splits=inner_splits, seed=seed))
+            results.append(svm_nested_cv(K, y, folds, c_grid=nested_c_grid, inner_splits=inner_splits, seed=seed,
+                                         n_jobs=n_jobs))
         elif p == "ridge":
             results.append(ridge_nested_cv(K, y, folds, inner_splits=inner_splits, seed=seed))
         else:

@@ -98,3 +98,41 @@ def test_foreign_graph_objects_are_converted_or_named(mutag):
     want = gn.gram(gn.GNTK(2, 1), graphs, progress=False)
     for given in (gn.graphs_from_pyg(d), (flat_x, ei, batch), gn.GraphBatch.from_graphs(gn.graphs_from_pyg(d))):
         np.testing.assert_allclose(gn.gram(gn.GNTK(2, 1), given, progress=False), want, rtol=1e-12)
+
+
+def test_evaluate_n_jobs_gives_the_same_result(mutag):
+    from graph_ntk.evaluation import evaluate
+
+    K = gn.gram(gn.GNTK(1, 1), mutag, progress=False)
+    one = evaluate(K, mutag.y, mutag.folds, nested_c_grid=[1.0, 100.0], c_grid=[1.0, 100.0], n_jobs=1)
+    two = evaluate(K, mutag.y, mutag.folds, nested_c_grid=[1.0, 100.0], c_grid=[1.0, 100.0], n_jobs=2)
+    assert one.to_dict() == two.to_dict()
+
+
+def test_regression_protocol_on_graph_sizes(mutag):
+    from graph_ntk.evaluation import evaluate
+
+    K = gn.gram(gn.GNTK(2, 1), mutag, progress=False)
+    y = np.array([g.num_nodes for g in mutag.graphs], float) + 0.25
+    res = evaluate(K, y, mutag.folds, protocols=("ridge",))
+    r = res["nested_kernel_ridge"]
+    assert r.metric == "R2" and r.mean > 0.9 and all(c["rmse"] >= 0 for c in r.selected)
+    with pytest.raises(ValueError, match="protocols=\\('ridge',\\)"):
+        evaluate(K, y, mutag.folds)
+
+
+def test_notebook_grade_reprs(mutag):
+    import json
+
+    from graph_ntk.evaluation import evaluate
+
+    K = gn.gram(gn.GNTK(1, 1), mutag, progress=False)
+    res = evaluate(K, mutag.y, mutag.folds, c_grid=[1.0], nested_c_grid=[1.0])
+    import graph_ntk.nn as nn
+
+    for obj in (mutag, mutag.graphs[0], mutag.encoding, gn.GNTK(), res, res["nested_svm"],
+                gn.GraphBatch.from_graphs(mutag.graphs[:3]), nn.serial(nn.Dense(4), nn.Relu())):
+        assert len(repr(obj)) < 1000, type(obj)
+    assert len(res._repr_markdown_()) < 1000 and "<table>" in res._repr_html_()
+    json.dumps(res.to_dict())
+    assert res["nested SVM"] is res["nested_svm"]
