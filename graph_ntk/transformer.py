@@ -182,7 +182,7 @@ class GraphKernelTransformer(TransformerMixin, BaseEstimator):
             _MEMO.move_to_end(key)
             return _MEMO[key]
         if diagonal:
-            out = gram_diagonal(model, graphs, **self._kwargs(diagonal=True))
+            out = gram_diagonal(model, graphs, cache_dir=self.cache_dir, **self._kwargs(diagonal=True))
         else:
             out = gram(model, graphs, graphs2, progress=False, cache_dir=self.cache_dir, **self._kwargs())
         out = np.asarray(out, dtype=np.float64)

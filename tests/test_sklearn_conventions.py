@@ -136,3 +136,39 @@ def test_notebook_grade_reprs(mutag):
     assert len(res._repr_markdown_()) < 1000 and "<table>" in res._repr_html_()
     json.dumps(res.to_dict())
     assert res["nested SVM"] is res["nested_svm"]
+
+
+# scikit-learn's estimator checks that apply to a transformer of graphs. The others feed
+# numeric arrays X (shape (n, d)) or sparse matrices, which are not graphs: a precomputed-kernel
+# transformer refuses them by design (check_estimators_overwrite_params,
+# check_dont_overwrite_parameters, check_n_features_in_after_fitting, check_estimator_sparse_*,
+# check_fit2d_*, check_transformer_general, ...). Their intent (params not overwritten by fit,
+# fit is deterministic) is checked on graphs below.
+APPLICABLE_CHECKS = ["check_no_attributes_set_in_init", "check_get_params_invariance", "check_set_params",
+                     "check_parameters_default_constructible", "check_estimator_cloneable", "check_estimator_repr",
+                     "check_do_not_raise_errors_in_init_or_set_params", "check_mixin_order"]
+
+
+@pytest.mark.parametrize("check", APPLICABLE_CHECKS)
+def test_sklearn_estimator_checks_that_apply(check):
+    import sklearn.utils.estimator_checks as ec
+
+    getattr(ec, check)("GraphKernelTransformer", gn.GraphKernelTransformer(gn.GNTK(1, 1)))
+
+
+def test_fit_keeps_params_and_is_deterministic(mutag):
+    t = gn.GraphKernelTransformer(gn.GNTK(1, 1), normalize=False)
+    before = {k: v for k, v in t.get_params().items()}
+    a = t.fit_transform(mutag.graphs[:10])
+    assert t.get_params() == before
+    tr._MEMO.clear()
+    np.testing.assert_array_equal(clone(t).fit_transform(mutag.graphs[:10]), a)
+
+
+def test_gram_diagonal_is_cached_like_the_blocks(mutag, tmp_path, monkeypatch):
+    from graph_ntk.engine import item_path
+
+    first = gn.gram_diagonal(gn.GNTK(2, 1), mutag, cache_dir=tmp_path)
+    np.testing.assert_allclose(first, np.diag(gn.gram(gn.GNTK(2, 1), mutag, progress=False)), rtol=1e-12)
+    monkeypatch.setattr(item_path.ItemEngine, "dispatch", lambda *a: pytest.fail("recomputed a cached block"))
+    np.testing.assert_array_equal(gn.gram_diagonal(gn.GNTK(2, 1), mutag, cache_dir=tmp_path), first)

@@ -356,6 +356,7 @@ def gram_diagonal(
     get: str = "ntk",
     block_size: int = 32,
     progress: bool = False,
+    cache_dir: str | os.PathLike | None = None,
     **kwargs: Any,
 ) -> np.ndarray:
     """The self-kernels :math:`k(G_i, G_i)` of every graph, e.g. for cosine normalisation.
@@ -363,7 +364,8 @@ def gram_diagonal(
     Uses the same buckets as :func:`gram`; each chunk of at most ``block_size`` graphs is
     evaluated against itself and its diagonal kept, so the cost is linear in the number of
     graphs. Other keyword arguments (``num_tags``, ``dtype``, ``method``, ...) are as for
-    :func:`gram`; there is no cache or output file.
+    :func:`gram`. With ``cache_dir``, the diagonal blocks are cached (and verified, resumed,
+    shared between runs) as :func:`gram`'s blocks are.
 
     Example:
         >>> g = Graph(2, np.array([[0, 1], [1, 0]]), node_labels=np.array([0, 0]))
@@ -374,7 +376,8 @@ def gram_diagonal(
 
     if get not in _GETS:
         raise ValueError(f"get must be 'nngp' or 'ntk' for gram_diagonal, got {get!r}")
-    job = _prepare(model, graphs, None, get=get, block_size=block_size, cache_dir=None, progress=progress,
+    cache_dir = None if cache_dir is None else as_path(cache_dir, "cache_dir")
+    job = _prepare(model, graphs, None, get=get, block_size=block_size, cache_dir=cache_dir, progress=progress,
                    num_tags=kwargs.pop("num_tags", None), encoding=kwargs.pop("encoding", None), dtype=kwargs.pop("dtype", "float64"),
                    method=kwargs.pop("method", "auto"), implementation=kwargs.pop("implementation", "DENSE"),
                    config=kwargs.pop("config", None), max_buckets=kwargs.pop("max_buckets", 8),
@@ -387,8 +390,9 @@ def gram_diagonal(
     def place(ca: Chunk, cb: Chunk, block: np.ndarray) -> None:
         diag[ca.index] = np.diagonal(block[0])
 
+    cache = None if cache_dir is None else _open_cache(cache_dir, {**job.settings, "diagonal": True}, job.graphs1, None)
     with limit_threads(n_jobs):
-        _run_blocks(job, [(c, c) for c in job.chunks1], place, cache=None, progress=progress, side2="a")
+        _run_blocks(job, [(c, c) for c in job.chunks1], place, cache=cache, progress=progress, side2="a")
     check_finite(diag, f"the {get} self-kernels", job.dtype, job.settings.get("aggregation"))
     check_not_vanished(np.diag(diag), f"the {get} self-kernels", job.dtype, True)
     return diag
