@@ -93,7 +93,9 @@ class _GraphGP:
         if not isinstance(center, (bool, np.bool_)):
             raise TypeError(f"center must be True or False, got {center!r}")
         self.center = bool(center)
-        self.seed = seed
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an integer (the shuffling of the inner folds), got {seed!r}")
+        self.seed = int(seed)
 
     # targets -> (n, outputs) float matrix the GP regresses on
     def _encode(self, y: Any) -> np.ndarray:

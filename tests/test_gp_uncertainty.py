@@ -160,6 +160,7 @@ def test_metrics_by_hand():
     (lambda: GraphGPRegressor(selection="aic"), "selection"),
     (lambda: GraphGPRegressor(cv=2.5), "cv must be"),
     (lambda: GraphGPRegressor(cv_scoring="accuracy"), "cv_scoring"),
+    (lambda: GraphGPRegressor(seed=0.5), "seed"),
     (lambda: GraphGPRegressor().fit({}, [1.0]), "empty mapping"),
     (lambda: GraphGPRegressor().fit({"a": np.eye(2), "b": np.eye(3)}, [1.0, 2.0]), "candidate Gram 'b'"),
     (lambda: GraphGPRegressor().predict(np.eye(2), [1.0, 1.0]), "not fitted"),
