@@ -34,6 +34,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from graph_ntk.data.encoding import InputEncoding
 from graph_ntk.data.graph import Graph, GraphDataset
 
 __all__ = ["ATOM_FEATURES", "graph_from_rdkit", "graph_from_smiles", "molecule_dataset", "molecule_parts", "read_sdf"]
@@ -111,59 +112,38 @@ def molecule_parts(molecule: Any, *, atom_features: Sequence[str] = (), add_hydr
     return tags, np.ascontiguousarray(arcs), labels, x
 
 
-class _Vocabulary:
-    """Sorted codes of the raw atom tags and bond labels seen in one collection."""
-
-    def __init__(self, tags: Iterable[Sequence[str]], labels: Iterable[Sequence[str]]) -> None:
-        self.tags = sorted({t for seq in tags for t in seq})
-        self.labels = sorted({t for seq in labels for t in seq})
-        self._tag_code = {t: i for i, t in enumerate(self.tags)}
-        self._label_code = {t: i for i, t in enumerate(self.labels)}
-
-    @staticmethod
-    def _encode(seq: Sequence[str], codes: Mapping[str, int], what: str) -> np.ndarray:
-        unknown = [t for t in seq if t not in codes]
-        if unknown:
-            raise ValueError(f"{what} {unknown[0]!r} was not seen when the encoding was fitted (known: "
-                             f"{sorted(codes)}); build the dataset from all molecules at once")
-        return np.array([codes[t] for t in seq], dtype=np.int64)
-
-    def encode_tags(self, seq: Sequence[str]) -> np.ndarray:
-        return self._encode(seq, self._tag_code, "atom")
-
-    def encode_edges(self, seq: Sequence[str]) -> np.ndarray:
-        return self._encode(seq, self._label_code, "bond type")
-
-
 def _graph(parts, encoding) -> Graph:
     tags, arcs, labels, x = parts
-    return Graph(len(tags), arcs, node_labels=encoding.encode_tags(tags), x=x,
-                 edge_type=encoding.encode_edges(labels) if labels else np.zeros(0, np.int64))
+    return Graph(len(tags), arcs, node_labels=encoding.encode_tags(tags, "atoms"), x=x,
+                 edge_type=encoding.encode_edges(labels, "bond types") if labels else np.zeros(0, np.int64),
+                 encoding=encoding)
 
 
-def graph_from_rdkit(mol: Any, encoding: Any, *, atom_features: Sequence[str] = (),
+def graph_from_rdkit(mol: Any, encoding: InputEncoding, *, atom_features: Sequence[str] = (),
                      add_hydrogens: bool = False) -> Graph:
     """One RDKit molecule as a :class:`graph_ntk.Graph` (see the module docstring).
 
-    ``encoding`` maps the raw atom symbols and bond types to codes (``encode_tags``,
-    ``encode_edges``): take a dataset's, e.g. ``molecule_dataset(...).meta['encoding']``, so
-    that a new molecule gets the codes of the training set.
+    ``encoding``: the fitted :class:`graph_ntk.data.encoding.InputEncoding` of the atom
+    symbols and bond types, e.g. a dataset's ``molecule_dataset(...).encoding``, so that a
+    new molecule gets the codes (and kernel) of the training set; an element or bond type it
+    has not seen is refused (or, for elements, given the zero row with
+    ``encoding.with_unknown('ignore')``).
 
     Example:
         >>> from rdkit import Chem
-        >>> enc = molecule_dataset(["CCO", "C=O"], [0.0, 1.0]).meta["encoding"]
+        >>> enc = molecule_dataset(["CCO", "C=O"], [0.0, 1.0]).encoding
         >>> graph_from_rdkit(Chem.MolFromSmiles("OCO"), enc).node_labels.tolist()
         [1, 0, 1]
     """
     return _graph(molecule_parts(mol, atom_features=atom_features, add_hydrogens=add_hydrogens), encoding)
 
 
-def graph_from_smiles(smiles: str, encoding: Any, *, atom_features: Sequence[str] = (),
+def graph_from_smiles(smiles: str, encoding: InputEncoding, *, atom_features: Sequence[str] = (),
                       add_hydrogens: bool = False) -> Graph:
     """One SMILES string as a :class:`graph_ntk.Graph` (RDKit parses it; see :func:`graph_from_rdkit`).
 
     Example:
-        >>> enc = molecule_dataset(["CCO", "C=O"], [0.0, 1.0]).meta["encoding"]
+        >>> enc = molecule_dataset(["CCO", "C=O"], [0.0, 1.0]).encoding
         >>> graph_from_smiles("CC=O", enc).edge_type.tolist()  # codes of DOUBLE 0, SINGLE 1
         [1, 1, 0, 0]
     """
@@ -176,8 +156,9 @@ def molecule_dataset(molecules: Sequence[Any], y: Any, *, name: str = "molecules
                      atom_features: Sequence[str] = (), add_hydrogens: bool = False) -> GraphDataset:
     """A :class:`graph_ntk.GraphDataset` of molecules (SMILES strings or RDKit ``Mol``) with targets ``y``.
 
-    The atom / bond-type encoding is fitted on all the molecules (sorted codes) and kept in
-    ``meta['encoding']``; ``meta`` also holds ``'atom_tags'``, ``'bond_labels'``,
+    The input encoding (:class:`graph_ntk.data.encoding.InputEncoding`) is fitted on all the
+    molecules (sorted vocabularies) and carried by the dataset and every graph; ``meta``
+    holds ``'atom_tags'``, ``'bond_labels'``,
     ``'num_edge_types'`` (the ``edge_types=T`` of a relational GNTK), ``'atom_features'`` and
     ``'smiles'`` (RDKit's canonical SMILES). ``num_tags`` is the number of elements.
 
@@ -192,16 +173,17 @@ def molecule_dataset(molecules: Sequence[Any], y: Any, *, name: str = "molecules
     feats = _check_features(atom_features)
     mols = [_as_mol(m, add_hydrogens, f"molecules[{i}]") for i, m in enumerate(molecules)]
     parts = [molecule_parts(m, atom_features=feats) for m in mols]
-    encoding = _Vocabulary([p[0] for p in parts], [p[2] for p in parts])
+    encoding = InputEncoding.fit([p[0] for p in parts], edge_labels=[p[2] for p in parts],
+                                 num_features=len(feats) or None)
     Chem = _chem()
-    meta = {"encoding": encoding, "atom_tags": encoding.tags, "bond_labels": encoding.labels,
-            "num_edge_types": max(len(encoding.labels), 1), "atom_features": feats,
+    meta = {"atom_tags": list(encoding.tags), "bond_labels": list(encoding.edge_labels or ()),
+            "num_edge_types": max(len(encoding.edge_labels or ()), 1), "atom_features": feats,
             "smiles": [Chem.MolToSmiles(m) for m in mols]}
     try:
         y = np.asarray(y, dtype=np.float64)
     except (TypeError, ValueError):
         raise TypeError("y must be one real target per molecule (a 1-D array of numbers)") from None
-    return GraphDataset(name, [_graph(p, encoding) for p in parts], y, num_tags=len(encoding.tags), meta=meta)
+    return GraphDataset(name, [_graph(p, encoding) for p in parts], y, meta=meta, encoding=encoding)
 
 
 def read_sdf(path: str | os.PathLike, target: str, *, name: str | None = None, atom_features: Sequence[str] = (),

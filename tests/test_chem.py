@@ -72,12 +72,15 @@ def test_sdf_and_encoding_of_new_molecules():
     mols = [m for m in Chem.SDMolSupplier(str(DATA / "solubility.test.sdf"))]
     assert len(ds) == len(mols) == 257
     np.testing.assert_array_equal(ds.y, [float(m.GetProp("SOL")) for m in mols])
-    enc = ds.meta["encoding"]
+    enc = ds.encoding
     g = graph_from_rdkit(mols[3], enc)
     np.testing.assert_array_equal(g.node_labels, ds.graphs[3].node_labels)
     np.testing.assert_array_equal(graph_from_smiles(Chem.MolToSmiles(mols[3]), enc).node_labels.size, g.num_nodes)
-    with pytest.raises(ValueError, match="not seen when the encoding was fitted"):
+    with pytest.raises(ValueError, match="has not seen"):
         graph_from_smiles("[Xe]", enc)
+    xe = graph_from_smiles("[Xe]", enc.with_unknown("ignore"))  # the zero feature row
+    assert xe.node_labels.tolist() == [enc.num_tags] and xe.encoding.handle_unknown == "ignore"
+    assert all(g.encoding is enc for g in ds.graphs) and ds.num_tags == enc.num_tags
 
 
 def test_molecule_gram_is_invariant_to_atom_order():
