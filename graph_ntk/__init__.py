@@ -64,6 +64,19 @@ _EXPORTS = {
     "svm_paper_protocol": "graph_ntk.evaluation",
     "svm_nested_cv": "graph_ntk.evaluation",
     "gp_nested_cv": "graph_ntk.evaluation",
+    "GPPrediction": "graph_ntk.gp",
+    "gp_predict": "graph_ntk.gp",
+    "gp_log_marginal_likelihood": "graph_ntk.gp",
+    "GraphGPRegressor": "graph_ntk.gp_estimators",
+    "GraphGPClassifier": "graph_ntk.gp_estimators",
+    "regression_metrics": "graph_ntk.gp_metrics",
+    "nlpd": "graph_ntk.gp_metrics",
+    "interval_coverage": "graph_ntk.gp_metrics",
+    "calibration_curve": "graph_ntk.gp_metrics",
+    "graph_from_smiles": "graph_ntk.chem",
+    "graph_from_rdkit": "graph_ntk.chem",
+    "molecule_dataset": "graph_ntk.chem",
+    "read_sdf": "graph_ntk.chem",
     "load_gin": "graph_ntk.datasets",
     "load_tu": "graph_ntk.datasets",
     "load_planetoid": "graph_ntk.datasets",
@@ -116,3 +129,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     )
     from graph_ntk.layers import Aggregate, GlobalMaxPool, GlobalMeanPool, GlobalMinPool, GlobalSumPool, Scale
     from graph_ntk.models import gntk
+    from graph_ntk.gp import GPPrediction, gp_log_marginal_likelihood, gp_predict
+    from graph_ntk.gp_estimators import GraphGPClassifier, GraphGPRegressor
+    from graph_ntk.gp_metrics import calibration_curve, interval_coverage, nlpd, regression_metrics
+    from graph_ntk.chem import graph_from_rdkit, graph_from_smiles, molecule_dataset, read_sdf
