@@ -5,7 +5,7 @@ Every function here returns a :class:`Network`: it unpacks like NT's ``stax`` tr
 ``kernel_fn``, on first use) and carries ``.program``, the same network as the ops of
 :mod:`graph_ntk.program`, which :func:`graph_ntk.gram` runs on the exact compressed engine
 over Weisfeiler–Lehman classes of the node features. Composing ``graph_ntk.nn`` pieces keeps
-the program; a plain NT layer inside (``stax.Dense``, ``stax.Tanh``, ...) makes the
+the program; a plain NT layer inside (``stax.Dense``, ``stax.Sin``, ``stax.Exp``, ...) makes the
 description *opaque*: still a valid triple, evaluated on the node path, and
 :func:`graph_ntk.gram` says once which layer made it so (``.opaque``).
 
@@ -55,9 +55,13 @@ class Network(Sequence):
     def triple(self) -> tuple:
         """``(init_fn, apply_fn, kernel_fn)`` from neural-tangents (built once)."""
         if self._triple is None:
-            import graph_ntk  # noqa: F401  (patches neural-tangents for the pinned JAX first)
+            from graph_ntk import _compat
 
-            self._triple = tuple(self._build())
+            _compat.install_import_hook()  # patches neural-tangents for the installed JAX first
+            try:
+                self._triple = tuple(self._build())
+            except ModuleNotFoundError as err:  # the stax side is an extra: say how to install it
+                raise (_compat.stax_missing(err, "a graph_ntk.nn network's stax triple") or err) from err
         return self._triple
 
     def __getitem__(self, i):  # type: ignore[override]
@@ -74,7 +78,7 @@ class Network(Sequence):
 
 def program_of(layer: Any) -> tuple[P.Program | None, str | None]:
     """``(program, opaque)`` of any layer: a :class:`Network`'s, or ``(None, name)`` for a
-    plain ``stax`` triple (named by its functions, e.g. ``'Tanh'``)."""
+    plain ``stax`` triple (named by its functions, e.g. ``'Sin'``)."""
     if isinstance(layer, Network):
         return layer.program, layer.opaque
     name = getattr(layer[0], "__name__", None) if isinstance(layer, (tuple, list)) and layer else None
