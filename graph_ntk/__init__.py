@@ -144,7 +144,8 @@ if TYPE_CHECKING:  # static analysers and IDEs see every public name with its re
         TopKPooling,
         coarsen,
     )
-    from graph_ntk.models import gcn, gcnii, gin, gntk, hierarchical_gntk, node_kernel, sage
+    from graph_ntk.models import gcn, gcnii, gin, node_kernel, sage
+    from graph_ntk.models.gntk import gntk, hierarchical_gntk
     from graph_ntk.monte_carlo import KernelEstimate, monte_carlo_kernel
     from graph_ntk.node_inference import node_gp, node_gp_classify
     from graph_ntk.transformer import GraphKernelTransformer

@@ -1,4 +1,4 @@
-"""Make neural-tangents 0.6.5 importable on JAX 0.4.36 to 0.10.2, without TensorFlow.
+"""Make neural-tangents 0.6.5 importable on JAX 0.8.0 to 0.10.2, without TensorFlow.
 
 ``import graph_ntk`` installs an import hook (:func:`install_import_hook`) that applies the
 fixes below the moment ``neural_tangents`` is first imported, by anyone; the ``graph_ntk.pth``
@@ -81,7 +81,7 @@ def _restore_jax_names() -> None:
     if not hasattr(ad, "zeros_like_p"):
         from jax._src.core import Primitive
 
-        ad.zeros_like_p = Primitive("zeros_like")
+        setattr(ad, "zeros_like_p", Primitive("zeros_like"))
         SHIMMED.append("jax.interpreters.ad.zeros_like_p")
 
 

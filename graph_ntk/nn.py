@@ -48,7 +48,8 @@ class Network(Sequence):
 
     def __init__(self, build: Callable[[], tuple], program: P.Program | None, opaque: str | None = None,
                  edge_types: int | None = None) -> None:
-        self._build, self._triple = build, None
+        self._build: Callable[[], tuple] = build
+        self._triple: tuple | None = None
         self.program, self.opaque, self.edge_types = program, opaque, edge_types
 
     @property
@@ -64,7 +65,7 @@ class Network(Sequence):
                 raise (_compat.stax_missing(err, "a graph_ntk.nn network's stax triple") or err) from err
         return self._triple
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         return self.triple[i]
 
     def __len__(self) -> int:
@@ -99,12 +100,14 @@ def _leaf(program: P.Program, build: Callable[[], tuple]) -> Network:
 
 def _compose(layers: Sequence[Any], combine: Callable[[list[P.Program]], P.Program], build: Callable[[], tuple]
              ) -> Network:
-    programs, opaque = [], None
+    programs: list[P.Program] = []
+    opaque = None
     for layer in layers:
         prog, why = program_of(layer)
-        if prog is None and opaque is None:
-            opaque = why
-        programs.append(prog)
+        if prog is None:
+            opaque = opaque or why
+        else:
+            programs.append(prog)
     types = [layer.edge_types for layer in layers if isinstance(layer, Network) and layer.edge_types]
     return Network(build, None if opaque else combine(programs), opaque, max(types) if types else None)
 
