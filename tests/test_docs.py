@@ -27,6 +27,18 @@ def test_docs_build_strict(tmp_path):
     shutil.rmtree(site)
 
 
+def test_every_public_module_is_in_the_api_reference():
+    import pkgutil
+
+    import graph_ntk
+
+    modules = sorted(m.name for m in pkgutil.walk_packages(graph_ntk.__path__, "graph_ntk.")
+                     if not m.name.rpartition(".")[2].startswith("_"))
+    pages = "\n".join(p.read_text() for p in (ROOT / "docs" / "api").glob("*.md")).splitlines()
+    missing = [m for m in modules if f"::: {m}" not in pages]
+    assert not missing, f"add to a page of docs/api/: {missing}"
+
+
 def test_every_example_notebook_is_in_the_nav():
     nav = (ROOT / "mkdocs.yml").read_text()
     for nb in (ROOT / "examples").glob("*.ipynb"):
