@@ -191,11 +191,35 @@ def check(route: str, variant: str, work: Path, checkout: Path, wheel: Path) -> 
     return report
 
 
+def markdown(results: dict) -> str:
+    """One row per route: what was installed and what each check saw."""
+    def mark(value: object) -> str:
+        return "—" if value is None else ("yes" if value else "NO")
+
+    rows = ["| route | result | TensorFlow / tf2jax / keras | `import graph_ntk` | neural-tangents first "
+            "| stax hint (core) | MUTAG Gram | `kernel_fn` equal | Dask equal | JAX / tests | s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        if "error" in r:
+            rows.append(f"| {name} | FAILED: {r['error'].splitlines()[0][:80]} |" + " |" * 9)
+            continue
+        rows.append(" | ".join([
+            f"| {name}", "ok" if r["ok"] else "FAILED", ", ".join(r["forbidden"]) or "none",
+            mark(r["import_graph_ntk"][0]), mark(r.get("import_nt_first", [None])[0]),
+            mark(r.get("stax_hint", [None])[0]), "x".join(map(str, r["gram"][0])),
+            mark(r.get("kernel_fn_equal")), mark(r.get("dask_equal")),
+            f"{r['jax']}: {r['tests']}" if "jax" in r else "", f"{r['seconds']:.0f} |"]))
+    return ("# Install routes\n\nWritten by `python3 scripts/check_install_routes.py --markdown FILE` on "
+            f"{time.strftime('%Y-%m-%d')}, Python {sys.version.split()[0]}: each route installed into a fresh "
+            "environment from the package index.\n\n" + "\n".join(rows) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--routes", default=",".join(ROUTES))
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--report", type=Path, help="write the results as JSON here")
+    parser.add_argument("--markdown", type=Path, help="write the results as a Markdown table here")
     args = parser.parse_args(argv)
     results = {}
     with tempfile.TemporaryDirectory(prefix="graph_ntk_routes_") as tmp:
@@ -217,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(work, ignore_errors=True)
     if args.report:
         args.report.write_text(json.dumps(results, indent=1) + "\n")
+    if args.markdown:
+        args.markdown.write_text(markdown(results))
     return 0 if all(r["ok"] for r in results.values()) else 1
 
 
