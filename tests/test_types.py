@@ -55,3 +55,20 @@ def test_type_debt_list_holds_only_modules_with_errors(tmp_path):
     with_errors = {m.replace("/", ".").removesuffix(".py") for m in re.findall(r"^(graph_ntk/\S+?\.py):\d+: error", out, re.M)}
     clean = [m for m in debt if m not in with_errors]
     assert not clean, f"these modules now check clean: remove them from the debt list in pyproject.toml: {clean}"
+
+
+def test_gram_overloads_have_the_implementation_parameters():
+    # The overloads are hand-written copies of gram()'s signature: a parameter added to the
+    # implementation but not to them would be a type error in every caller that uses it.
+    import inspect
+    import typing
+
+    from graph_ntk.engine import jobs
+
+    implementation = inspect.signature(jobs.gram).parameters
+    overloads = typing.get_overloads(jobs.gram)
+    assert len(overloads) == 3
+    for overload in overloads:
+        params = inspect.signature(overload).parameters
+        assert list(params) == list(implementation)
+        assert [p.kind for p in params.values()] == [p.kind for p in implementation.values()]

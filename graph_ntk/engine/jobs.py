@@ -156,6 +156,7 @@ def gram(
     *,
     get: str = ...,
     num_tags: int | None = ...,
+    encoding: InputEncoding | None = ...,
     dtype: Literal["float32", "float64"] = ...,
     block_size: int | None = ...,
     output: str | os.PathLike | None = ...,
@@ -169,6 +170,7 @@ def gram(
     scheduler: Any = ...,
     all_depths: Literal[False] = ...,
     backend: Literal["auto", "numpy", "jax"] = ...,
+    n_jobs: int | None = ...,
 ) -> np.ndarray: ...
 
 
@@ -180,6 +182,7 @@ def gram(
     *,
     get: tuple[str, ...] | list[str],
     num_tags: int | None = ...,
+    encoding: InputEncoding | None = ...,
     dtype: Literal["float32", "float64"] = ...,
     block_size: int | None = ...,
     output: str | os.PathLike | None = ...,
@@ -193,6 +196,7 @@ def gram(
     scheduler: Any = ...,
     all_depths: Literal[False] = ...,
     backend: Literal["auto", "numpy", "jax"] = ...,
+    n_jobs: int | None = ...,
 ) -> tuple[np.ndarray, ...]: ...
 
 
@@ -204,6 +208,7 @@ def gram(
     *,
     get: str | Sequence[str] = ...,
     num_tags: int | None = ...,
+    encoding: InputEncoding | None = ...,
     dtype: Literal["float32", "float64"] = ...,
     block_size: int | None = ...,
     output: str | os.PathLike | None = ...,
@@ -217,6 +222,7 @@ def gram(
     scheduler: Any = ...,
     all_depths: Literal[True],
     backend: Literal["auto", "numpy", "jax"] = ...,
+    n_jobs: int | None = ...,
 ) -> dict[tuple[int, bool], Any]: ...
 
 
