@@ -1,14 +1,17 @@
-"""Make neural-tangents 0.6.5 importable on the pinned JAX, without TensorFlow.
+"""Make neural-tangents 0.6.5 importable on JAX 0.8.0 to 0.10.2, without TensorFlow.
 
 ``import graph_ntk`` installs an import hook (:func:`install_import_hook`) that applies the
-fixes below the moment ``neural_tangents`` is first imported, by anyone.
+fixes below the moment ``neural_tangents`` is first imported, by anyone; the ``graph_ntk.pth``
+file installed with the package runs ``import graph_ntk`` at interpreter start, so the order
+of a user's imports does not matter.
 
 Everything graph_ntk needs to work around in its dependencies lives here, so it can be
 read (and removed) in one place. Two problems are solved:
 
 1. ``neural_tangents/__init__.py`` imports ``neural_tangents.experimental``, which
-   imports TensorFlow and tf2jax (~2 GB, never installed: see ``[tool.uv]`` in
-   pyproject.toml). graph_ntk does not use that module, so a stub is registered in
+   imports TensorFlow and tf2jax (~2 GB, never installed: the ``[stax]`` extra lists NT's
+   other runtime needs and NT itself is installed with ``--no-deps``; the project's own
+   environment keeps them out with ``[tool.uv] override-dependencies``). graph_ntk does not use that module, so a stub is registered in
    ``sys.modules`` before neural-tangents is imported.
 2. JAX removed from its public ``jax.core`` / ``jax.util`` / ``jax.interpreters.ad`` /
    ``jax.lax`` namespaces names that NT 0.6.5 reads at import time or inside
@@ -21,7 +24,6 @@ read (and removed) in one place. Two problems are solved:
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import sys
 import types
 
@@ -79,7 +81,7 @@ def _restore_jax_names() -> None:
     if not hasattr(ad, "zeros_like_p"):
         from jax._src.core import Primitive
 
-        ad.zeros_like_p = Primitive("zeros_like")
+        setattr(ad, "zeros_like_p", Primitive("zeros_like"))
         SHIMMED.append("jax.interpreters.ad.zeros_like_p")
 
 
@@ -95,15 +97,18 @@ def patch() -> None:
         _restore_jax_names()
 
 
-class _PatchBeforeNeuralTangents(importlib.abc.MetaPathFinder):
-    """Runs :func:`patch` right before ``neural_tangents`` is first imported.
+class _PatchBeforeNeuralTangents:
+    """A meta path finder that runs :func:`patch` right before ``neural_tangents`` is first
+    imported (duck-typed: ``importlib.abc`` alone would double the cost of ``import graph_ntk``).
 
     ``import graph_ntk`` stays light (JAX takes ~1.5 s to import and the data and
     colour-engine paths never need it), yet any later ``import neural_tangents`` -- by
-    graph_ntk or by the user -- finds JAX already patched.
+    graph_ntk or by the user -- finds JAX already patched. The ``graph_ntk.pth`` file that
+    the wheel installs runs ``import graph_ntk`` at interpreter start, so the hook is there
+    even when a user imports neural-tangents first.
     """
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
         if fullname == "neural_tangents":
             patch()
         return None  # let the regular finders load the module
@@ -115,3 +120,16 @@ def install_import_hook() -> None:
         patch()
     if not any(isinstance(f, _PatchBeforeNeuralTangents) for f in sys.meta_path):
         sys.meta_path.insert(0, _PatchBeforeNeuralTangents())
+
+
+STAX_INSTALL = "pip install 'graph_ntk[stax]' && pip install --no-deps neural-tangents==0.6.5"
+_STAX_MODULES = ("jax", "jaxlib", "neural_tangents", "frozendict")
+
+
+def stax_missing(err: ModuleNotFoundError, what: str) -> ModuleNotFoundError | None:
+    """One-line error for ``what`` when ``err`` is a missing stax-side package (JAX,
+    neural-tangents), which the core distribution does not install; ``None`` otherwise."""
+    if (err.name or "").partition(".")[0] not in _STAX_MODULES:
+        return None
+    return ModuleNotFoundError(f"{what} needs JAX and neural-tangents (the stax side), "
+                               f"which are not installed: {STAX_INSTALL}", name=err.name)

@@ -5,7 +5,7 @@ Every function here returns a :class:`Network`: it unpacks like NT's ``stax`` tr
 ``kernel_fn``, on first use) and carries ``.program``, the same network as the ops of
 :mod:`graph_ntk.program`, which :func:`graph_ntk.gram` runs on the exact compressed engine
 over Weisfeiler–Lehman classes of the node features. Composing ``graph_ntk.nn`` pieces keeps
-the program; a plain NT layer inside (``stax.Dense``, ``stax.Tanh``, ...) makes the
+the program; a plain NT layer inside (``stax.Dense``, ``stax.Sin``, ``stax.Exp``, ...) makes the
 description *opaque*: still a valid triple, evaluated on the node path, and
 :func:`graph_ntk.gram` says once which layer made it so (``.opaque``).
 
@@ -16,8 +16,8 @@ Example:
     >>> gin = nn.serial(nn.Dense(64), nn.Aggregate("sum", add_self_loops=True),
     ...                 nn.Dense(64), nn.Erf(), nn.GlobalSumPool())
     >>> from graph_ntk.program import describe
-    >>> describe(gin.program)
-    'Dense(64) > Aggregate(sum, self loops) > Dense(64) > Erf > GlobalPool(sum)'
+    >>> gin
+    Network(Dense(64) > Aggregate(sum, self loops) > Dense(64) > Erf > GlobalPool(sum))
 """
 
 from __future__ import annotations
@@ -50,19 +50,24 @@ class Network(Sequence):
 
     def __init__(self, build: Callable[[], tuple], program: P.Program | None, opaque: str | None = None,
                  edge_types: int | None = None) -> None:
-        self._build, self._triple = build, None
+        self._build: Callable[[], tuple] = build
+        self._triple: tuple | None = None
         self.program, self.opaque, self.edge_types = program, opaque, edge_types
 
     @property
     def triple(self) -> tuple:
         """``(init_fn, apply_fn, kernel_fn)`` from neural-tangents (built once)."""
         if self._triple is None:
-            import graph_ntk  # noqa: F401  (patches neural-tangents for the pinned JAX first)
+            from graph_ntk import _compat
 
-            self._triple = tuple(self._build())
+            _compat.install_import_hook()  # patches neural-tangents for the installed JAX first
+            try:
+                self._triple = tuple(self._build())
+            except ModuleNotFoundError as err:  # the stax side is an extra: say how to install it
+                raise (_compat.stax_missing(err, "a graph_ntk.nn network's stax triple") or err) from err
         return self._triple
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         return self.triple[i]
 
     def __len__(self) -> int:
@@ -76,7 +81,7 @@ class Network(Sequence):
 
 def program_of(layer: Any) -> tuple[P.Program | None, str | None]:
     """``(program, opaque)`` of any layer: a :class:`Network`'s, or ``(None, name)`` for a
-    plain ``stax`` triple (named by its functions, e.g. ``'Tanh'``)."""
+    plain ``stax`` triple (named by its functions, e.g. ``'Sin'``)."""
     if isinstance(layer, Network):
         return layer.program, layer.opaque
     name = getattr(layer[0], "__name__", None) if isinstance(layer, (tuple, list)) and layer else None
@@ -102,12 +107,14 @@ def _compose(layers: Sequence[Any], combine: Callable[[list[P.Program]], P.Progr
                                                    and all(callable(f) for f in layer)):
             raise TypeError(f"layer {i} is a {type(layer).__name__}, not a layer: give graph_ntk.nn layers or "
                             "neural-tangents stax triples (init_fn, apply_fn, kernel_fn)")
-    programs, opaque = [], None
+    programs: list[P.Program] = []
+    opaque = None
     for layer in layers:
         prog, why = program_of(layer)
-        if prog is None and opaque is None:
-            opaque = why
-        programs.append(prog)
+        if prog is None:
+            opaque = opaque or why
+        else:
+            programs.append(prog)
     types = [layer.edge_types for layer in layers if isinstance(layer, Network) and layer.edge_types]
     return Network(build, None if opaque else combine(programs), opaque, max(types) if types else None)
 
@@ -129,24 +136,44 @@ def serial(*layers: Any) -> Network:
 
 
 def parallel(*layers: Any) -> Network:
-    """NT's ``stax.parallel``: one layer per input branch (between ``FanOut`` and a ``FanIn``)."""
+    """NT's ``stax.parallel``: one layer per input branch (between ``FanOut`` and a ``FanIn``).
+
+    Example:
+        >>> serial(FanOut(2), parallel(Dense(8), serial(Aggregate(), Dense(8))), FanInSum())
+        Network([Dense(8) | Aggregate(sum) > Dense(8)]+)
+    """
     return _compose(layers, lambda progs: (P.Parallel(tuple(progs)),), lambda: _stax().parallel(*_triples(layers)))
 
 
 def FanOut(num: int) -> Network:
-    """NT's ``stax.FanOut``: ``num`` copies of the input."""
+    """NT's ``stax.FanOut``: ``num`` copies of the input.
+
+    Example:
+        >>> serial(FanOut(2), parallel(Dense(8), Dense(8)), FanInConcat())
+        Network([Dense(8) | Dense(8)]++)
+    """
     num = as_count(num, "FanOut: num", maximum=1024)
     return _leaf((P.FanOut(num),), lambda: _stax().FanOut(num))
 
 
 def FanInSum() -> Network:
     r"""NT's ``stax.FanInSum``: sum of the branches, :math:`K = \sum_b K_b` (exact for
-    independent branches)."""
+    independent branches).
+
+    Example:
+        >>> serial(FanOut(2), parallel(Dense(8), Dense(8)), FanInSum())
+        Network([Dense(8) | Dense(8)]+)
+    """
     return _leaf((P.FanIn("sum"),), lambda: _stax().FanInSum())
 
 
 def FanInConcat(axis: int = -1) -> Network:
-    """NT's ``stax.FanInConcat`` along channels: the width-weighted mean of the branch kernels."""
+    """NT's ``stax.FanInConcat`` along channels: the width-weighted mean of the branch kernels.
+
+    Example:
+        >>> serial(FanOut(2), parallel(Dense(8), Dense(16)), FanInConcat())
+        Network([Dense(8) | Dense(16)]++)
+    """
     if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"FanInConcat: axis must be an integer (-1: channels), got {axis!r}")
     if axis != -1:
@@ -155,7 +182,12 @@ def FanInConcat(axis: int = -1) -> Network:
 
 
 def Identity() -> Network:
-    """NT's ``stax.Identity``."""
+    """NT's ``stax.Identity``.
+
+    Example:
+        >>> Identity().program
+        ()
+    """
     return _leaf((), lambda: _stax().Identity())
 
 
@@ -166,6 +198,10 @@ def Dense(out_dim: int, W_std: float = 1.0, b_std: float | None = None, batch_ax
 
     Only the default NTK parameterisation over the last axis has a program; other settings
     give an opaque (node-path) description.
+
+    Example:
+        >>> Dense(64, W_std=2 ** 0.5, b_std=0.1).program
+        (Dense(width=64, W_std=1.4142135623730951, b_std=0.1),)
     """
     out_dim = as_count(out_dim, "Dense: out_dim")
     for axis_name, axis in (("batch_axis", batch_axis), ("channel_axis", channel_axis)):
@@ -187,7 +223,12 @@ def Dense(out_dim: int, W_std: float = 1.0, b_std: float | None = None, batch_ax
 
 
 def Scale(c: float) -> Network:
-    """Multiplication by a constant: kernels scale by :math:`c^2` (:class:`graph_ntk.Scale`)."""
+    """Multiplication by a constant: kernels scale by :math:`c^2` (:class:`graph_ntk.Scale`).
+
+    Example:
+        >>> Scale(0.5).program
+        (Scale(c=0.5),)
+    """
     c = P.scale_constant(c)
 
     def build():
@@ -200,46 +241,81 @@ def Scale(c: float) -> Network:
 
 # ----------------------------------------------------------------------- nonlinearities
 def ABRelu(a: float, b: float, do_stabilize: bool = False) -> Network:
-    r"""NT's ``stax.ABRelu``: :math:`\phi(x) = a\min(x, 0) + b\max(x, 0)`."""
+    r"""NT's ``stax.ABRelu``: :math:`\phi(x) = a\min(x, 0) + b\max(x, 0)`.
+
+    Example:
+        >>> ABRelu(-0.5, 1.0).program
+        (ABRelu(a=-0.5, b=1.0),)
+    """
     a, b = as_real(a, "ABRelu: a"), as_real(b, "ABRelu: b")
     do_stabilize = as_flag(do_stabilize, "ABRelu: do_stabilize")
     return _leaf((P.ABRelu(a, b),), lambda: _stax().ABRelu(a, b, do_stabilize))
 
 
 def Relu(do_stabilize: bool = False) -> Network:
-    """NT's ``stax.Relu`` (``ABRelu(0, 1)``)."""
+    """NT's ``stax.Relu`` (``ABRelu(0, 1)``).
+
+    Example:
+        >>> Relu().program
+        (ABRelu(a=0.0, b=1.0),)
+    """
     do_stabilize = as_flag(do_stabilize, "Relu: do_stabilize")
     return _leaf((P.ABRelu(0.0, 1.0),), lambda: _stax().Relu(do_stabilize))
 
 
 def LeakyRelu(alpha: float, do_stabilize: bool = False) -> Network:
-    """NT's ``stax.LeakyRelu`` (``ABRelu(alpha, 1)``)."""
+    """NT's ``stax.LeakyRelu`` (``ABRelu(alpha, 1)``).
+
+    Example:
+        >>> LeakyRelu(0.1).program
+        (ABRelu(a=0.1, b=1.0),)
+    """
     alpha = as_real(alpha, "LeakyRelu: alpha")
     do_stabilize = as_flag(do_stabilize, "LeakyRelu: do_stabilize")
     return _leaf((P.ABRelu(alpha, 1.0),), lambda: _stax().LeakyRelu(alpha, do_stabilize))
 
 
 def Abs(do_stabilize: bool = False) -> Network:
-    """NT's ``stax.Abs`` (``ABRelu(-1, 1)``)."""
+    """NT's ``stax.Abs`` (``ABRelu(-1, 1)``).
+
+    Example:
+        >>> Abs().program
+        (ABRelu(a=-1.0, b=1.0),)
+    """
     do_stabilize = as_flag(do_stabilize, "Abs: do_stabilize")
     return _leaf((P.ABRelu(-1.0, 1.0),), lambda: _stax().Abs(do_stabilize))
 
 
 def Erf(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Network:
-    r"""NT's ``stax.Erf``: :math:`\phi(x) = a\,\operatorname{erf}(bx) + c`."""
+    r"""NT's ``stax.Erf``: :math:`\phi(x) = a\,\operatorname{erf}(bx) + c`.
+
+    Example:
+        >>> Erf().program
+        (Erf(a=1.0, b=1.0, c=0.0),)
+    """
     a, b, c = as_real(a, "Erf: a"), as_real(b, "Erf: b"), as_real(c, "Erf: c")
     return _leaf((P.Erf(a, b, c),), lambda: _stax().Erf(a, b, c))
 
 
 def Gelu(approximate: bool = False) -> Network:
-    r"""NT's ``stax.Gelu``: :math:`\phi(x) = x\,\Phi(x)` (exact form only)."""
+    r"""NT's ``stax.Gelu``: :math:`\phi(x) = x\,\Phi(x)` (exact form only).
+
+    Example:
+        >>> (Gelu().program, Gelu(approximate=True).opaque)
+        ((Gelu(approximate=False),), 'Gelu(approximate=True)')
+    """
     if as_flag(approximate, "Gelu: approximate"):
         return Network(lambda: _stax().Gelu(True), None, "Gelu(approximate=True)")
     return _leaf((P.Gelu(False),), lambda: _stax().Gelu(False))
 
 
 def Sign() -> Network:
-    """NT's ``stax.Sign``."""
+    """NT's ``stax.Sign``.
+
+    Example:
+        >>> Sign().program
+        (Sign(),)
+    """
     return _leaf((P.Sign(),), lambda: _stax().Sign())
 
 
@@ -269,7 +345,12 @@ def Aggregate(normalization: Literal["sum", "mean", "gcn"] = "sum", add_self_loo
 
 
 def GlobalSumPool() -> Network:
-    r"""Sum over each graph's real nodes: :math:`K'(G, G') = \sum_{u,v} K[u, v]`."""
+    r"""Sum over each graph's real nodes: :math:`K'(G, G') = \sum_{u,v} K[u, v]`.
+
+    Example:
+        >>> serial(Aggregate(), Dense(8), GlobalSumPool())
+        Network(Aggregate(sum) > Dense(8) > GlobalPool(sum))
+    """
     def build():
         from graph_ntk.layers.pooling import GlobalSumPool as StaxPool
 
@@ -279,7 +360,12 @@ def GlobalSumPool() -> Network:
 
 
 def GlobalMeanPool() -> Network:
-    r"""Mean over each graph's real nodes: :math:`K'(G, G') = \frac{1}{|V||V'|}\sum_{u,v} K[u, v]`."""
+    r"""Mean over each graph's real nodes: :math:`K'(G, G') = \frac{1}{|V||V'|}\sum_{u,v} K[u, v]`.
+
+    Example:
+        >>> serial(Aggregate(), Dense(8), GlobalMeanPool())
+        Network(Aggregate(sum) > Dense(8) > GlobalPool(mean))
+    """
     def build():
         from graph_ntk.layers.pooling import GlobalMeanPool as StaxPool
 

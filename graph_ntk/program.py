@@ -208,14 +208,16 @@ def normalize(program: Program) -> Program:
         if isinstance(op, FanOut):
             branches: tuple[Program, ...] = ((),) * op.num
             j = i + 1
-            if j < len(ops) and isinstance(ops[j], Parallel):
-                if len(ops[j].branches) != op.num:
-                    raise ValueError(f"FanOut({op.num}) is followed by parallel() of {len(ops[j].branches)} branches")
-                branches = ops[j].branches
+            nxt = ops[j] if j < len(ops) else None
+            if isinstance(nxt, Parallel):
+                if len(nxt.branches) != op.num:
+                    raise ValueError(f"FanOut({op.num}) is followed by parallel() of {len(nxt.branches)} branches")
+                branches = nxt.branches
                 j += 1
-            if j >= len(ops) or not isinstance(ops[j], FanIn):
+            close = ops[j] if j < len(ops) else None
+            if not isinstance(close, FanIn):
                 raise ValueError("FanOut(...) and parallel(...) must be closed by FanInSum() or FanInConcat()")
-            out.append(Branch(tuple(normalize(b) for b in branches), ops[j].combine))
+            out.append(Branch(tuple(normalize(b) for b in branches), close.combine))
             i = j + 1
         elif isinstance(op, (Parallel, FanIn)):
             raise ValueError(f"{type(op).__name__} without a preceding FanOut: branches start with FanOut(n)")

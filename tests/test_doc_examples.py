@@ -1,5 +1,5 @@
 """Every docstring example in the package and the TU experiment runs and prints what it shows,
-and every python block of ``docs/*.md`` runs.
+and every python block of the documentation site's pages (``docs/**/*.md``) runs.
 
 A user copies these examples first, so a stale one is a bug: each module's examples are one
 test here (``doctest``), and a module whose docstring cannot even be parsed fails too.
@@ -51,7 +51,7 @@ def test_experiment_examples(name):
     _run(load_experiment(name))
 
 
-DOC_BLOCKS = [(p.name, i, code) for p in sorted((ROOT / "docs").glob("*.md"))
+DOC_BLOCKS = [(str(p.relative_to(ROOT / "docs")), i, code) for p in sorted((ROOT / "docs").rglob("*.md"))
               for i, code in enumerate(re.findall(r"```python\n(.*?)```", p.read_text(), flags=re.S))]
 
 

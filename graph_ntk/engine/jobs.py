@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence, overload
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from graph_ntk.kernels.jax_tiles import BACKENDS
 from graph_ntk.kernels.threads import limit_threads
 from graph_ntk.log import logger
 from graph_ntk.kernels.tiles import reused_memory
+
+if TYPE_CHECKING:
+    from graph_ntk.nn import Network
 
 _METHODS = ("auto", "colour", "nodes")
 _IMPLEMENTATIONS = ("DENSE", "SPARSE")
@@ -147,8 +150,87 @@ def _prepare(model, graphs, graphs2, *, get, num_tags, encoding=None, dtype, blo
     return _Job(gets, single, dtype, list1, list2, chunks1, chunks2, settings, make_engine, readouts)
 
 
+# The return type follows `get` and `all_depths` (type checkers see which).
+@overload
 def gram(
-    model: GNTK | Callable | tuple,
+    model: GNTK | Network | Callable | tuple,
+    graphs: GraphDataset | Sequence[Graph],
+    graphs2: GraphDataset | Sequence[Graph] | None = ...,
+    *,
+    get: str = ...,
+    num_tags: int | None = ...,
+    encoding: InputEncoding | None = ...,
+    dtype: Literal["float32", "float64"] = ...,
+    block_size: int | None = ...,
+    output: str | os.PathLike | None = ...,
+    cache_dir: str | os.PathLike | None = ...,
+    progress: bool = ...,
+    method: Literal["auto", "colour", "nodes"] = ...,
+    implementation: Literal["DENSE", "SPARSE"] = ...,
+    config: dict | str | None = ...,
+    max_buckets: int = ...,
+    memory_limit: int | None = ...,
+    scheduler: Any = ...,
+    all_depths: Literal[False] = ...,
+    backend: Literal["auto", "numpy", "jax"] = ...,
+    n_jobs: int | None = ...,
+) -> np.ndarray: ...
+
+
+@overload
+def gram(
+    model: GNTK | Network | Callable | tuple,
+    graphs: GraphDataset | Sequence[Graph],
+    graphs2: GraphDataset | Sequence[Graph] | None = ...,
+    *,
+    get: tuple[str, ...] | list[str],
+    num_tags: int | None = ...,
+    encoding: InputEncoding | None = ...,
+    dtype: Literal["float32", "float64"] = ...,
+    block_size: int | None = ...,
+    output: str | os.PathLike | None = ...,
+    cache_dir: str | os.PathLike | None = ...,
+    progress: bool = ...,
+    method: Literal["auto", "colour", "nodes"] = ...,
+    implementation: Literal["DENSE", "SPARSE"] = ...,
+    config: dict | str | None = ...,
+    max_buckets: int = ...,
+    memory_limit: int | None = ...,
+    scheduler: Any = ...,
+    all_depths: Literal[False] = ...,
+    backend: Literal["auto", "numpy", "jax"] = ...,
+    n_jobs: int | None = ...,
+) -> tuple[np.ndarray, ...]: ...
+
+
+@overload
+def gram(
+    model: GNTK | Network | Callable | tuple,
+    graphs: GraphDataset | Sequence[Graph],
+    graphs2: GraphDataset | Sequence[Graph] | None = ...,
+    *,
+    get: str | Sequence[str] = ...,
+    num_tags: int | None = ...,
+    encoding: InputEncoding | None = ...,
+    dtype: Literal["float32", "float64"] = ...,
+    block_size: int | None = ...,
+    output: str | os.PathLike | None = ...,
+    cache_dir: str | os.PathLike | None = ...,
+    progress: bool = ...,
+    method: Literal["auto", "colour", "nodes"] = ...,
+    implementation: Literal["DENSE", "SPARSE"] = ...,
+    config: dict | str | None = ...,
+    max_buckets: int = ...,
+    memory_limit: int | None = ...,
+    scheduler: Any = ...,
+    all_depths: Literal[True],
+    backend: Literal["auto", "numpy", "jax"] = ...,
+    n_jobs: int | None = ...,
+) -> dict[tuple[int, bool], Any]: ...
+
+
+def gram(
+    model: GNTK | Network | Callable | tuple,
     graphs: GraphDataset | Sequence[Graph],
     graphs2: GraphDataset | Sequence[Graph] | None = None,
     *,

@@ -95,14 +95,14 @@ def _walk(ops: P.Program, trunk: list) -> Sum:
                 lead += 1
             deferred = []
             for b in taps:
-                k = next(j for j, o in enumerate(b) if isinstance(o, P.GlobalPool))
+                k, pool = next((j, o) for j, o in enumerate(b) if isinstance(o, P.GlobalPool))
                 tap_ops = tuple(b[:k])
                 # A readout that starts with the ops the trunk applies next reads the trunk
                 # after them (no copy): the GNTK's per-block Dense before its readout.
                 if tap_ops and tap_ops == tuple(follow[:len(tap_ops)]):
-                    deferred.append((len(tap_ops), Tap((), b[k].mode), _graph_post(b[k + 1:])))
+                    deferred.append((len(tap_ops), Tap((), pool.mode), _graph_post(b[k + 1:])))
                 else:
-                    tap = Tap(tap_ops, b[k].mode)
+                    tap = Tap(tap_ops, pool.mode)
                     trunk.append(("tap", tap))
                     terms.append(Sum([tap], _graph_post(b[k + 1:])))
             if rest:
