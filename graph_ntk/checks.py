@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
 import numpy as np
@@ -91,16 +93,13 @@ def as_grid(values: Any, name: str, *, positive: bool = True) -> np.ndarray:
     return out
 
 
-def as_path(value: Any, name: str) -> "os.PathLike":
+def as_path(value: Any, name: str) -> Path:
     """A file or folder name (``str`` or ``os.PathLike``) as a :class:`pathlib.Path`, ``~`` expanded.
 
     Example:
         >>> as_path("out/K.npy", "output").name
         'K.npy'
     """
-    import os
-    from pathlib import Path
-
     if not isinstance(value, (str, os.PathLike)) or isinstance(value, bytes):
         raise TypeError(f"{name} must be a file or folder name (a str or pathlib.Path), got {show(value)} "
                         f"({type(value).__name__})")

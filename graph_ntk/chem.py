@@ -176,7 +176,7 @@ def molecule_dataset(molecules: Sequence[Any], y: Any, *, name: str = "molecules
     encoding = InputEncoding.fit([p[0] for p in parts], edge_labels=[p[2] for p in parts],
                                  num_features=len(feats) or None)
     Chem = _chem()
-    meta = {"atom_tags": list(encoding.tags), "bond_labels": list(encoding.edge_labels or ()),
+    meta = {"atom_tags": list(encoding.tags or ()), "bond_labels": list(encoding.edge_labels or ()),
             "num_edge_types": max(len(encoding.edge_labels or ()), 1), "atom_features": feats,
             "smiles": [Chem.MolToSmiles(m) for m in mols]}
     try:

@@ -27,7 +27,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Hashable, Mapping, Sequence
+from typing import Any, Hashable, Mapping, Sequence, Self
 
 import numpy as np
 import scipy.special
@@ -107,7 +107,7 @@ class _GraphGP:
     def _splits(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
         return list(KFold(self.cv, shuffle=True, random_state=self.seed).split(np.zeros(n)))
 
-    def fit(self, k_train_train: np.ndarray | Mapping[Hashable, np.ndarray], y: Any) -> "_GraphGP":
+    def fit(self, k_train_train: np.ndarray | Mapping[Hashable, np.ndarray], y: Any) -> Self:
         """Select the kernel and :math:`\\lambda`, then keep the training Gram and targets.
 
         ``k_train_train``: one ``(n, n)`` Gram, or a mapping name -> Gram of the candidates.

@@ -31,7 +31,7 @@ __all__ = ["calibration_curve", "interval_coverage", "nlpd", "regression_metrics
 
 
 def _check(y_true, mean, var=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    out = []
+    out: list[np.ndarray | None] = []
     for name, v in (("y_true", y_true), ("mean", mean), ("var", var)):
         if v is None:
             out.append(None)
@@ -47,6 +47,7 @@ def _check(y_true, mean, var=None) -> tuple[np.ndarray, np.ndarray, np.ndarray |
             raise ValueError(f"{name} contains NaN or infinite values")
         out.append(a)
     y, mu, var = out
+    assert y is not None and mu is not None  # never None: only var may be
     if y.ndim not in (1, 2) or y.shape != mu.shape:
         raise ValueError(f"y_true and mean must have the same shape (n,) or (n, outputs), got {y.shape} and {mu.shape}")
     if y.shape[0] < 1:
@@ -75,8 +76,9 @@ def nlpd(y_true: np.ndarray, mean: np.ndarray, var: np.ndarray) -> float:
         >>> round(nlpd([0.0], [0.0], [1.0]), 6)  # log(2 pi) / 2
         0.918939
     """
-    y, mu, var = _check(y_true, mean, var)
-    return float(np.mean(0.5 * np.log(2 * np.pi * var) + (y - mu) ** 2 / (2 * var)))
+    y, mu, v = _check(y_true, mean, var)
+    assert v is not None  # given: _check only passes None through
+    return float(np.mean(0.5 * np.log(2 * np.pi * v) + (y - mu) ** 2 / (2 * v)))
 
 
 def interval_coverage(y_true: np.ndarray, mean: np.ndarray, var: np.ndarray,
@@ -89,9 +91,10 @@ def interval_coverage(y_true: np.ndarray, mean: np.ndarray, var: np.ndarray,
         >>> interval_coverage([0.0, 3.0], [0.0, 0.0], [1.0, 1.0], [0.5, 0.95]).tolist()
         [0.5, 0.5]
     """
-    y, mu, var = _check(y_true, mean, var)
+    y, mu, v = _check(y_true, mean, var)
+    assert v is not None  # given: _check only passes None through
     lv = _check_levels(levels)
-    z = np.abs(y - mu) / np.sqrt(var)
+    z = np.abs(y - mu) / np.sqrt(v)
     # |y - mu| / sigma <= z_p  <=>  2 Phi(|z|) - 1 <= p: the level at which each target is just covered.
     needed = 2 * scipy.stats.norm.cdf(z) - 1
     cov = (needed.reshape(-1)[None, :] <= lv[:, None]).mean(axis=1)

@@ -134,6 +134,7 @@ def monte_carlo_kernel(
                                          and len(network) >= 2 and callable(network[0]) and callable(network[1])):
         raise TypeError(f"network must be a stax triple (init_fn, apply_fn, kernel_fn) or a graph_ntk.nn network "
                         f"(for a GNTK: GNTK(...).stax(input_dim)), got {type(network).__name__}: sampling needs init_fn and apply_fn")
+    kinds: tuple[str, ...]
     if isinstance(get, str):
         kinds = (as_choice(get, "get", _KINDS),)
     elif isinstance(get, (tuple, list)) and get:

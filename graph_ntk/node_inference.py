@@ -119,7 +119,7 @@ def node_gp_select(
     val_idx: np.ndarray,
     test_idx: np.ndarray,
     num_classes: int,
-    regs: Sequence[float] = DEFAULT_REGS,
+    regs: Sequence[float] | np.ndarray = DEFAULT_REGS,
 ) -> NodeGPResult:
     r"""Choose :math:`\lambda` from ``regs`` by validation accuracy, report test accuracy.
 
@@ -202,7 +202,7 @@ def node_gp(
     *,
     get: Literal["nngp", "ntk"] = "nngp",
     method: Literal["exact", "lowrank"] = "exact",
-    regs: Sequence[float] = DEFAULT_REGS,
+    regs: Sequence[float] | np.ndarray = DEFAULT_REGS,
     **kernel_kwargs,
 ) -> NodeGPResult:
     """Node-kernel GP classification end to end: kernel block, then :func:`node_gp_select`.
@@ -224,7 +224,7 @@ def node_gp(
 
     get = as_choice(get, "get", ("nngp", "ntk"))
     method = as_choice(method, "method", ("exact", "lowrank"))
-    regs = as_grid(regs, "regs")
+    reg_grid = as_grid(regs, "regs")
     y = np.asarray(y)
     num_nodes = x.shape[0] if hasattr(x, "shape") and len(x.shape) == 2 else None  # else the kernel names x
     if num_nodes is not None and y.ndim == 1 and y.size != num_nodes:
@@ -238,4 +238,4 @@ def node_gp(
 
         def block(rows, cols):
             return low.block(rows, cols, get)
-    return node_gp_select(block, y, train_idx, val_idx, test_idx, num_classes, regs)
+    return node_gp_select(block, y, train_idx, val_idx, test_idx, num_classes, reg_grid)

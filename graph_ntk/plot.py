@@ -104,15 +104,15 @@ def gram_time_plot(sizes: Sequence[float], seconds: Mapping[str, Sequence[float]
         >>> gram_time_plot([100, 200], {"item engine": [0.1, 0.3]}).get_xscale()
         'log'
     """
-    sizes = as_real_matrix(sizes, "sizes")
+    xs = as_real_matrix(sizes, "sizes")
     if not isinstance(seconds, Mapping) or not seconds:
         raise TypeError("seconds must be a non-empty dict {method: times}")
     ax = _axes(ax)
     for name, times in seconds.items():
-        times = as_real_matrix(times, f"seconds[{name!r}]")
-        if times.shape != sizes.shape:
-            raise ValueError(f"seconds[{name!r}] has {times.size} times for {sizes.size} sizes")
-        ax.plot(sizes, times, marker="o", label=name)
+        ts = as_real_matrix(times, f"seconds[{name!r}]")
+        if ts.shape != xs.shape:
+            raise ValueError(f"seconds[{name!r}] has {ts.size} times for {xs.size} sizes")
+        ax.plot(xs, ts, marker="o", label=name)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("graphs")

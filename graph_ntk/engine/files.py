@@ -496,7 +496,7 @@ def write_gram(path: Path, K: np.ndarray | dict[str, np.ndarray], info: dict) ->
     # renames are not one atomic step: in between, the sidecar's SHA-256 no longer matches
     # the matrix, and `svm` refuses the pair rather than trusting it.
     with staged(sidecar(path), lambda f: f.write(text)) as commit_sidecar, \
-            staged(path, (lambda f: np.savez(f, **arrays)) if isinstance(K, dict)
+            staged(path, (lambda f: np.savez(f, **arrays)) if isinstance(K, dict)  # type: ignore[arg-type]
                    else (lambda f: np.save(f, first, allow_pickle=False))) as commit_matrix:
         commit_matrix()
         commit_sidecar()
