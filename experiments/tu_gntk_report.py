@@ -311,10 +311,15 @@ def markdown(stored: dict, datasets: dict, raw_probes: list[dict] = ()) -> str:
 
 
 def plot_depth(stored: dict, path: Path, datasets: dict) -> None:
+    """Accuracy against depth (GNTK blocks L, WL iterations h), one panel per dataset, drawn
+    with graph_ntk.plot.accuracy_plot from the stored results."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from graph_ntk.evaluation import EvaluationResult, ProtocolResult
+    from graph_ntk.plot import accuracy_plot
 
     res = [d for d in datasets if d in stored["datasets"]]
     if not res:
@@ -322,24 +327,25 @@ def plot_depth(stored: dict, path: Path, datasets: dict) -> None:
     fig, axes = plt.subplots(1, len(res), figsize=(3.2 * len(res), 3.4), squeeze=False)
     for ax, d in zip(axes[0], res):
         r = stored["datasets"][d]
-        depths = sorted({_depth(k) for k in r["paper"] if k.startswith("ntk")})
-        if depths:
-            paper = [max(v["mean"] for k, v in r["paper"].items() if k.startswith(f"ntk L{L_} ")) for L_ in depths]
-            ax.plot(depths, 100 * np.array(paper), "o--", color="C0", label="GNTK paper")
-        nd = {int(k): v for k, v in r.get("nested_by_depth", {}).items()}
-        if nd:
-            ax.plot(sorted(nd), [100 * nd[k] for k in sorted(nd)], "o-", color="C0", label="GNTK nested")
-        hs = sorted({_depth(k.replace("wl h", "wl L")) for k in r["paper"] if k.startswith("wl")})
-        if hs:
-            wl = [max(v["mean"] for k, v in r["paper"].items() if k.split("|")[0] == f"wl h{h}") for h in hs]
-            ax.plot(hs, 100 * np.array(wl), "s--", color="C3", label="WL paper")
-        wn = {int(k): v for k, v in r.get("nested_wl_by_h", {}).items()}
-        if wn:
-            ax.plot(sorted(wn), [100 * wn[k] for k in sorted(wn)], "s-", color="C3", label="WL nested")
+        by_depth: dict[int, list[ProtocolResult]] = {}
+
+        def add(depth: int, name: str, mean: float) -> None:
+            by_depth.setdefault(depth, []).append(ProtocolResult(name, float(mean), 0.0, np.zeros(1)))
+
+        for L_ in sorted({_depth(k) for k in r["paper"] if k.startswith("ntk")}):
+            add(L_, "GNTK paper", max(v["mean"] for k, v in r["paper"].items() if k.startswith(f"ntk L{L_} ")))
+        for k, v in r.get("nested_by_depth", {}).items():
+            add(int(k), "GNTK nested", v)
+        for h in sorted({_depth(k.replace("wl h", "wl L")) for k in r["paper"] if k.startswith("wl")}):
+            add(h, "WL paper", max(v["mean"] for k, v in r["paper"].items() if k.split("|")[0] == f"wl h{h}"))
+        for k, v in r.get("nested_wl_by_h", {}).items():
+            add(int(k), "WL nested", v)
+        results = {depth: EvaluationResult(d, rows) for depth, rows in sorted(by_depth.items())}
+        accuracy_plot(results, xlabel="GNTK blocks L / WL iterations h", ax=ax,
+                      styles={"gntk_paper": "o--", "gntk_nested": "o-", "wl_paper": "s--", "wl_nested": "s-"})
         ax.set_title(d)
-        ax.set_xlabel("GNTK blocks L / WL iterations h")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("accuracy (%)")
+        ax.get_legend().remove()
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -347,14 +353,16 @@ def plot_depth(stored: dict, path: Path, datasets: dict) -> None:
 
 
 def plot_time(stored: dict, path: Path, datasets: dict) -> None:
+    """Gram time against dataset size, drawn with graph_ntk.plot.gram_time_plot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    pts = {"graph_ntk GNTK+GNNGP, one pass (all depths)": [], "graph_ntk WL h=6": [],
-           "GNTK reference code (published)": []}
+    from graph_ntk.plot import gram_time_plot
+
+    pts: dict[str, list] = {"graph_ntk GNTK+GNNGP, one pass (all depths)": [], "graph_ntk WL h=6": [],
+                            "GNTK reference code (published)": []}
     for d in datasets:
         r = stored["datasets"].get(d)
         if not r:
@@ -366,14 +374,12 @@ def plot_time(stored: dict, path: Path, datasets: dict) -> None:
             pts["graph_ntk WL h=6"].append((r["graphs"], r["gram_seconds"]["wl h6"], d))
         if d in REFERENCE_SECONDS:
             pts["GNTK reference code (published)"].append((r["graphs"], REFERENCE_SECONDS[d], d))
-    for (label, p), m in zip(pts.items(), "o^s"):
-        if p:
-            p.sort()
-            ax.plot([a for a, _, _ in p], [b for _, b, _ in p], marker=m, label=label)
-            for a, b, d in p:
-                ax.annotate(d, (a, b), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    series = {k: p for k, p in pts.items() if p}
+    if not series:
+        return
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    gram_time_plot({k: ([a for a, _, _ in p], [b for _, b, _ in p]) for k, p in series.items()},
+                   labels={k: [d for _, _, d in p] for k, p in series.items()}, ax=ax)
     ax.set_xlabel("graphs in the dataset")
     ax.set_ylabel("Gram time (s)")
     ax.set_title("Gram matrix cost (shared 2-core machine)")

@@ -60,9 +60,11 @@ def kernel_heatmap(K: Any, y: Any = None, *, normalize: bool = True, ax: Any = N
 
 
 def accuracy_plot(results: Mapping[Any, EvaluationResult], *, protocols: Sequence[str] | None = None,
-                  xlabel: str = "", ax: Any = None):
+                  xlabel: str = "", ax: Any = None, styles: Mapping[str, str] | None = None):
     """Accuracy (mean ± std over folds) of evaluation results against a setting, one line per
-    protocol: ``results`` maps the setting (depth, ``C``, ...) to :func:`graph_ntk.evaluate`'s result.
+    protocol: ``results`` maps the setting (depth, ``C``, ...) to :func:`graph_ntk.evaluate`'s
+    result; a protocol absent at some settings is drawn where present. ``styles`` maps a
+    protocol key to a matplotlib format string (e.g. ``'o--'``).
 
     Example:
         >>> import matplotlib; matplotlib.use("Agg")
@@ -78,41 +80,52 @@ def accuracy_plot(results: Mapping[Any, EvaluationResult], *, protocols: Sequenc
         if not isinstance(res, EvaluationResult):
             raise TypeError(f"results[{key!r}] is a {type(res).__name__}, expected an EvaluationResult")
     settings = list(results)
-    keys = list(protocols) if protocols is not None else results[settings[0]].keys()
+    keys = list(protocols) if protocols is not None else list(dict.fromkeys(
+        k for s in settings for k in results[s].keys()))
     ax = _axes(ax)
     numeric = all(isinstance(s, (int, float, np.number)) for s in settings)
-    xs = np.asarray(settings, float) if numeric else np.arange(len(settings))
+    xs_all = np.asarray(settings, float) if numeric else np.arange(len(settings))
     for key in keys:
-        rows = [results[s][key] for s in settings]
-        scale = 100.0 if rows[0].metric == "accuracy" else 1.0
-        mean = np.array([r.mean for r in rows]) * scale
-        std = np.array([r.std for r in rows]) * scale
-        ax.errorbar(xs, mean, yerr=std, marker="o", capsize=3, label=key)
+        present = [(x, results[s][key]) for x, s in zip(xs_all, settings) if key in results[s].keys()]
+        if not present:
+            continue
+        scale = 100.0 if present[0][1].metric == "accuracy" else 1.0
+        xs = np.array([x for x, _ in present])
+        mean = np.array([r.mean for _, r in present]) * scale
+        std = np.array([r.std for _, r in present]) * scale
+        fmt = (styles or {}).get(key, "o-")
+        ax.errorbar(xs, mean, yerr=std if std.any() else None, fmt=fmt, capsize=3, label=key)
     if not numeric:
-        ax.set_xticks(xs, [str(s) for s in settings])
+        ax.set_xticks(xs_all, [str(s) for s in settings])
     ax.set_xlabel(xlabel)
     ax.set_ylabel("accuracy (%)")
     ax.legend()
     return ax
 
 
-def gram_time_plot(sizes: Sequence[float], seconds: Mapping[str, Sequence[float]], *, ax: Any = None):
-    """Gram time against the number of graphs, one line per method, on log-log axes.
+def gram_time_plot(seconds: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
+                   labels: Mapping[str, Sequence[str]] | None = None, ax: Any = None):
+    """Gram time against the number of graphs, one line per method (``{method: (sizes,
+    seconds)}``), on log-log axes; ``labels`` names the points (e.g. datasets).
 
     Example:
         >>> import matplotlib; matplotlib.use("Agg")
-        >>> gram_time_plot([100, 200], {"item engine": [0.1, 0.3]}).get_xscale()
+        >>> gram_time_plot({"item engine": ([100, 200], [0.1, 0.3])}).get_xscale()
         'log'
     """
-    xs = as_real_matrix(sizes, "sizes")
     if not isinstance(seconds, Mapping) or not seconds:
-        raise TypeError("seconds must be a non-empty dict {method: times}")
+        raise TypeError("seconds must be a non-empty dict {method: (sizes, seconds)}")
     ax = _axes(ax)
-    for name, times in seconds.items():
-        ts = as_real_matrix(times, f"seconds[{name!r}]")
+    for (name, pair), marker in zip(seconds.items(), "o^sDv<>"):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise TypeError(f"seconds[{name!r}] must be a (sizes, seconds) pair")
+        xs, ts = as_real_matrix(pair[0], f"seconds[{name!r}][0]"), as_real_matrix(pair[1], f"seconds[{name!r}][1]")
         if ts.shape != xs.shape:
             raise ValueError(f"seconds[{name!r}] has {ts.size} times for {xs.size} sizes")
-        ax.plot(xs, ts, marker="o", label=name)
+        order = np.argsort(xs)
+        ax.plot(xs[order], ts[order], marker=marker, label=name)
+        for x, t, text in zip(xs, ts, (labels or {}).get(name, ())):
+            ax.annotate(text, (x, t), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("graphs")

@@ -172,3 +172,12 @@ def test_gram_diagonal_is_cached_like_the_blocks(mutag, tmp_path, monkeypatch):
     np.testing.assert_allclose(first, np.diag(gn.gram(gn.GNTK(2, 1), mutag, progress=False)), rtol=1e-12)
     monkeypatch.setattr(item_path.ItemEngine, "dispatch", lambda *a: pytest.fail("recomputed a cached block"))
     np.testing.assert_array_equal(gn.gram_diagonal(gn.GNTK(2, 1), mutag, cache_dir=tmp_path), first)
+
+
+def test_one_progress_bar_per_job_with_stages_as_postfix(mutag, capsys):
+    gn.gram(gn.GNTK(3, 1), mutag, progress=True)
+    err = capsys.readouterr().err.replace("\r", "\n")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines and all(line.startswith("gram:") for line in lines), lines[:5]  # no per-stage bars
+    assert any("stage 3/3" in line for line in lines)  # the running stage, as the bar's postfix
+    assert "100%" in lines[-1]

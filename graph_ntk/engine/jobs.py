@@ -23,7 +23,7 @@ from graph_ntk.engine.memory import check_fits
 from graph_ntk.engine.models import GNTK, _resolve_model, _say_once, check_model
 from graph_ntk.kernels.jax_tiles import BACKENDS
 from graph_ntk.kernels.threads import limit_threads
-from graph_ntk.log import logger
+from graph_ntk.log import job_progress, logger
 from graph_ntk.kernels.tiles import reused_memory
 
 if TYPE_CHECKING:
@@ -537,10 +537,11 @@ def _run_blocks(job: _Job, tasks: list[tuple[Chunk, Chunk]], place: Callable, *,
     engine = job.make_engine()
     slots = len(getattr(engine, "devices", ())) or 1
     total = sum(pairs(ca, cb) for ca, cb in tasks)
-    own_bars = getattr(engine, "shows_progress", False)
     # One pool of work arrays for all blocks: fresh memory is slow to touch (tiles.reused_memory).
+    # One bar for the job (graph pairs, ETA); a block's stages advance it and show as its postfix.
     with reused_memory(), tqdm(total=total, initial=done_pairs, unit="pair", unit_scale=True, desc="gram",
-                               disable=not progress or own_bars, smoothing=0.1, dynamic_ncols=True) as bar:
+                               disable=not progress, smoothing=0.1, dynamic_ncols=True) as bar, \
+            job_progress(bar) as job_bar:
         pending = todo
         while pending:
             # Claim up to one block per device; skip the ones other runs hold for now.
@@ -572,6 +573,7 @@ def _run_blocks(job: _Job, tasks: list[tuple[Chunk, Chunk]], place: Callable, *,
                 wave = [(ca, cb, lock)]  # that run died before saving it: compute it here
             try:
                 # Dispatch the whole wave before collecting, so that all devices work at once.
+                job_bar.start_block(sum(pairs(ca, cb) for ca, cb, _ in wave))
                 results = [engine.dispatch(ca, "a", cb, side2, slot) for slot, (ca, cb, _) in enumerate(wave)]
                 for (ca, cb, lock), result in zip(wave, results):
                     block = engine.collect(result)[:, :ca.index.size, :cb.index.size].astype(job.dtype)
@@ -582,7 +584,7 @@ def _run_blocks(job: _Job, tasks: list[tuple[Chunk, Chunk]], place: Callable, *,
                         files.save_block(cache, name(ca, cb), block)
                         lock.release()
                     place(ca, cb, block)
-                    bar.update(pairs(ca, cb))
+                job_bar.end_block()
             finally:
                 for _, _, lock in wave:
                     if lock is not None:

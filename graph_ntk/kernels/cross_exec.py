@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph_ntk.kernels.threads import usable_threads
+from graph_ntk.log import StageLabel
 from graph_ntk.kernels.chain import ChainPlan
 from graph_ntk.kernels.spaces import NodeSpace
 from graph_ntk.kernels.tile_ops import Track
@@ -214,7 +215,7 @@ def run_cross(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
         store = stores[k % 2] if k + 1 < len(stage_ops) else None
         stage = _CrossStage(source, r_end, c0, counts[k], block, segments, store, unit, dtype)
         timings["setup"] += time.perf_counter() - t_setup
-        label = f"stage {k}/{len(stage_ops) - 1} ({r_end} x {counts[k] - c0} items)" if progress else None
+        label = StageLabel(k, len(stage_ops) - 1, f"{r_end} x {counts[k] - c0} items") if progress else None
         parallel_for(stage.n_blocks, stage.run_block, contexts, label)
         fold_accumulators(contexts, full, lambda acc: acc.T)  # (columns, rows) graphs
         prev, d_prev, nonneg = stage.store, track.d, track.nonneg

@@ -30,6 +30,7 @@ import scipy.sparse as sp
 
 from graph_ntk import program as P
 from graph_ntk.kernels.threads import usable_threads
+from graph_ntk.log import StageLabel
 from graph_ntk.kernels import jax_tiles
 from graph_ntk.kernels.chain import ChainPlan, Tap
 from graph_ntk.kernels.refine import refine
@@ -436,7 +437,7 @@ def run_chain(plan: ChainPlan, space: NodeSpace, items0: np.ndarray, phi: np.nda
         stage = _Stage(source, counts[k], block, segments, keep, dtype=dtype)
         stage.unit_diagonal, stage.device_segments = unit, device_segments
         timings["setup"] += time.perf_counter() - t_setup
-        label = f"stage {k}/{len(stage_ops) - 1} ({counts[k]} items)" if progress else None
+        label = StageLabel(k, len(stage_ops) - 1, f"{counts[k]} items") if progress else None
         if on_device:
             parallel_for(stage.n_blocks, functools.partial(jax_tiles.run_block, stage), contexts, label)
             jax_tiles.collect(contexts)

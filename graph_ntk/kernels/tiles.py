@@ -203,10 +203,16 @@ def parallel_for(n_items: int, work: Callable[[int, dict], None], contexts: list
     next_item = iter(range(n_items))
     errors: list[BaseException] = []
     bar = None
+    job = None
     if progress is not None:
-        from graph_ntk.log import progress_bar
+        from graph_ntk.log import current_job, progress_bar
 
-        bar = progress_bar(total=n_items, desc=progress, leave=False)
+        job = current_job()  # inside a gram() job: advance its one bar, stage as postfix
+        if job is None:
+            bar = progress_bar(total=n_items, desc=progress, leave=False)
+        else:
+            job.stage(progress, 0, n_items)
+    finished = [0]
 
     def run(ctx: dict) -> None:
         while True:
@@ -222,9 +228,13 @@ def parallel_for(n_items: int, work: Callable[[int, dict], None], contexts: list
                 with lock:
                     errors.append(exc)
                 return
-            if bar is not None:
+            if bar is not None or job is not None:
                 with lock:
-                    bar.update(1)
+                    finished[0] += 1
+                    if bar is not None:
+                        bar.update(1)
+                    else:
+                        job.stage(progress, finished[0], n_items)
 
     threads = [threading.Thread(target=run, args=(ctx,)) for ctx in contexts]
     # These threads already occupy the cores: BLAS calls inside them run single-threaded
