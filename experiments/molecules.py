@@ -226,18 +226,18 @@ def summarise(split_rows: list[dict]) -> dict:
 
 
 def plot_calibration(curves: dict[str, dict[str, tuple]], path: Path) -> None:
+    """One calibration panel per dataset (graph_ntk.plot.calibration_plot)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from graph_ntk.plot import calibration_plot
+
     fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 4.6))
     for ax, (title, per_method) in zip(np.atleast_1d(axes), curves.items()):
-        ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="calibrated")
-        for m, (lv, cov) in per_method.items():
-            ax.plot(lv, cov, marker="o", ms=3, label=m)
-        ax.set(title=title, xlabel="nominal central-interval level", ylabel="observed coverage", xlim=(0, 1), ylim=(0, 1))
-        ax.legend(fontsize=7)
+        calibration_plot({m: (lv, cov) for m, (lv, cov) in per_method.items()}, ax=ax)
+        ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -17,7 +17,7 @@ import numpy as np
 from graph_ntk.checks import as_flag
 from graph_ntk.evaluation import EvaluationResult, as_real_matrix, cosine_normalize
 
-__all__ = ["accuracy_plot", "gram_time_plot", "kernel_heatmap"]
+__all__ = ["accuracy_plot", "calibration_plot", "gram_time_plot", "kernel_heatmap"]
 
 
 def _axes(ax: Any):
@@ -131,4 +131,28 @@ def gram_time_plot(seconds: Mapping[str, tuple[Sequence[float], Sequence[float]]
     ax.set_xlabel("graphs")
     ax.set_ylabel("seconds")
     ax.legend()
+    return ax
+
+
+def calibration_plot(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, ax: Any = None):
+    """Observed coverage of central predictive intervals against their nominal level, one line
+    per method (``{method: (levels, coverage)}`` as from :func:`graph_ntk.calibration_curve`),
+    with the diagonal of perfect calibration.
+
+    Example:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> calibration_plot({"GP": ([0.5, 0.9], [0.45, 0.92])}).get_xlabel()
+        'nominal central-interval level'
+    """
+    if not isinstance(curves, Mapping) or not curves:
+        raise TypeError("curves must be a non-empty dict {method: (levels, coverage)}")
+    ax = _axes(ax)
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="calibrated")
+    for name, pair in curves.items():
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise TypeError(f"curves[{name!r}] must be a (levels, coverage) pair")
+        levels, coverage = as_real_matrix(pair[0], "levels"), as_real_matrix(pair[1], "coverage")
+        ax.plot(levels, coverage, marker="o", ms=3, label=name)
+    ax.set(xlabel="nominal central-interval level", ylabel="observed coverage", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(fontsize=7)
     return ax
