@@ -23,7 +23,7 @@ from typing import Any, Sequence, TypeVar
 
 import numpy as np
 
-__all__ = ["as_choice", "as_count", "as_flag", "as_grid", "as_path", "as_real", "as_seed", "show"]
+__all__ = ["as_choice", "as_count", "as_flag", "as_grid", "as_path", "as_real", "as_real_matrix", "as_seed", "show"]
 
 #: Largest count accepted by default: widths, depths and sizes beyond it are mistakes (and
 #: would overflow or exhaust memory before any useful message).
@@ -152,3 +152,22 @@ def as_choice(value: Any, name: str, choices: Sequence[T]) -> T:
         listed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {listed}, got {show(value)}")
     return value  # type: ignore[return-value]
+
+
+def as_real_matrix(K: Any, name: str) -> np.ndarray:
+    """``K`` as float64, refusing what a silent cast would corrupt: complex numbers (the
+    imaginary part would be dropped), strings, booleans and Python objects.
+
+    Example:
+        >>> as_real_matrix([[1, 2]], "K").dtype
+        dtype('float64')
+    """
+    try:
+        arr = np.asarray(K)
+    except (ValueError, TypeError):
+        raise ValueError(f"{name} must be a rectangular array of numbers, got a ragged list") from None
+    if arr.dtype.kind not in "iuf":
+        what = {"c": "complex numbers", "b": "booleans", "U": "strings", "S": "bytes", "O": "Python objects"}
+        raise TypeError(f"{name} must hold real numbers, got {what.get(arr.dtype.kind, str(arr.dtype))} "
+                        f"(dtype {arr.dtype})")
+    return arr.astype(np.float64, copy=False)

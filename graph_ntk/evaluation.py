@@ -42,7 +42,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from graph_ntk.checks import as_count, as_grid, as_seed, show
+from graph_ntk.checks import as_count, as_grid, as_real_matrix, as_seed, show
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import SVC
 
@@ -279,25 +279,6 @@ def default_folds(y: np.ndarray, n_splits: int = 10, seed: int = 0) -> list[tupl
         raise ValueError(f"a class has only {smallest} graph(s), fewer than the {n_splits} folds: give folds "
                          "explicitly, or fewer splits")
     return [(tr, te) for tr, te in splitter.split(np.zeros(len(y)), y)]
-
-
-def as_real_matrix(K: Any, name: str) -> np.ndarray:
-    """``K`` as float64, refusing what a silent cast would corrupt: complex numbers (the
-    imaginary part would be dropped), strings, booleans and Python objects.
-
-    Example:
-        >>> as_real_matrix([[1, 2]], "K").dtype
-        dtype('float64')
-    """
-    try:
-        arr = np.asarray(K)
-    except (ValueError, TypeError):
-        raise ValueError(f"{name} must be a rectangular array of numbers, got a ragged list") from None
-    if arr.dtype.kind not in "iuf":
-        what = {"c": "complex numbers", "b": "booleans", "U": "strings", "S": "bytes", "O": "Python objects"}
-        raise TypeError(f"{name} must hold real numbers, got {what.get(arr.dtype.kind, str(arr.dtype))} "
-                        f"(dtype {arr.dtype})")
-    return arr.astype(np.float64, copy=False)
 
 
 def check_gram(K: Any, name: str = "K") -> np.ndarray:

@@ -32,6 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from graph_ntk.checks import as_real_matrix
 import scipy.linalg
 import scipy.stats
 
@@ -125,13 +127,7 @@ def gp_posterior_variance(k_train_train: np.ndarray, k_test_train: np.ndarray, k
 # --------------------------------------------------------------------------- probabilistic model
 def _targets(y, n: int, name: str = "y_train") -> tuple[np.ndarray, bool]:
     """``y`` as a float64 ``(n, outputs)`` array (and whether it was 1-D), or a one-line error."""
-    try:
-        arr = np.asarray(y)
-    except ValueError:
-        raise ValueError(f"{name} must be a rectangular array of numbers, got a ragged list") from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}; convert the targets to floats first")
-    arr = arr.astype(np.float64)
+    arr = as_real_matrix(y, name)
     if arr.ndim not in (1, 2) or arr.shape[0] != n:
         raise ValueError(f"{name} must have {n} rows (one per training graph) and at most 2 dimensions, "
                          f"got shape {arr.shape}")

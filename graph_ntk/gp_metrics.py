@@ -24,6 +24,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+
+from graph_ntk.checks import as_real_matrix
 import scipy.stats
 from sklearn.metrics import r2_score
 
@@ -36,13 +38,7 @@ def _check(y_true, mean, var=None) -> tuple[np.ndarray, np.ndarray, np.ndarray |
         if v is None:
             out.append(None)
             continue
-        try:
-            a = np.asarray(v)
-        except ValueError:
-            raise ValueError(f"{name} must be a rectangular array of numbers, got a ragged list") from None
-        if a.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
-        a = a.astype(np.float64)
+        a = as_real_matrix(v, name)
         if not np.isfinite(a).all():
             raise ValueError(f"{name} contains NaN or infinite values")
         out.append(a)

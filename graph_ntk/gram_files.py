@@ -115,12 +115,7 @@ def load_gram(path: str | Path, *, dataset=None, key: str | None = None) -> np.n
     """
     path = Path(path)
     arrays = _read_arrays(path)
-    info = read_sidecar(path)
-    if info is not None and info.get("sha256") is not None and digest(arrays) != info["sha256"]:
-        raise ValueError(f"{path} is not the matrix its sidecar {sidecar(path).name} describes (SHA-256 differs): "
-                         "the file was replaced or damaged after it was written; recompute it")
-    if dataset is not None and info is not None:
-        verify(path, None, info, dataset)
+    verify(path, arrays, read_sidecar(path), dataset)
     if key is not None:
         if key not in arrays:
             raise KeyError(f"{path} holds {sorted(arrays)}, not {key!r}")
@@ -142,14 +137,19 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: not a readable .npy/.npz array ({exc or type(exc).__name__})") from None
 
 
-def verify(path: Path, K: np.ndarray, info: dict[str, Any], ds) -> None:
-    """Refuse a Gram file its sidecar does not vouch for: another matrix than the one written
-    (SHA-256), another graph order, or another input encoding than ``ds`` as loaded now."""
+def verify(path: Path, arrays: dict[str, np.ndarray], info: dict[str, Any] | None, ds=None) -> None:
+    """Refuse a Gram file its sidecar ``info`` does not vouch for: other arrays than the ones
+    written (SHA-256 over all of them), and with ``ds`` (the dataset as loaded now) another
+    graph order or another input encoding."""
+    if info is None:
+        return
     name = sidecar(path).name
     recorded = info.get("sha256")
-    if K is not None and recorded is not None and recorded != digest({"": K}):
+    if recorded is not None and recorded != digest(arrays):
         raise ValueError(f"{path} is not the matrix its sidecar {name} describes (SHA-256 differs): the file was "
-                         "replaced or damaged after 'graph-ntk gram' wrote it; recompute it")
+                         "replaced or damaged after it was written; recompute it")
+    if ds is None:
+        return
     if info.get("order_fingerprint") != order_fingerprint(ds):
         raise ValueError(f"{path} was computed for graphs in another order than {ds.name} as loaded here "
                          f"(see {name}); use the same --dataset-dir and --format as for 'graph-ntk gram'")
@@ -177,11 +177,7 @@ def read_square_gram(path: Path, n: int, info: dict[str, Any] | None = None, ds=
     sidecar ``info`` (and the dataset ``ds`` as loaded now), verified first: SHA-256 over all
     of the file's arrays, graph order, input encoding."""
     arrays = _read_arrays(path)
-    if info is not None and info.get("sha256") is not None and digest(arrays) != info["sha256"]:
-        raise ValueError(f"{path} is not the matrix its sidecar {sidecar(path).name} describes (SHA-256 differs): "
-                         "the file was replaced or damaged after 'graph-ntk gram' wrote it; recompute it")
-    if info is not None and ds is not None:
-        verify(path, None, info, ds)
+    verify(path, arrays, info, ds)
     if list(arrays) != [""]:
         if key is None:
             raise ValueError(f"{path} is an archive of {len(arrays)} Grams ({', '.join(sorted(arrays)[:6])}"

@@ -40,8 +40,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from graph_ntk.checks import as_choice, as_count, as_grid, as_real
-from graph_ntk.evaluation import as_real_matrix
+from graph_ntk.checks import as_choice, as_count, as_grid, as_real, as_real_matrix
 from graph_ntk.gp import gp_posterior_mean, gp_posterior_variance
 
 __all__ = ["DEFAULT_REGS", "NodeGPResult", "gp_posterior_mean", "gp_posterior_variance", "node_gp",

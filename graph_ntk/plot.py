@@ -14,8 +14,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from graph_ntk.checks import as_flag
-from graph_ntk.evaluation import EvaluationResult, as_real_matrix, cosine_normalize
+from graph_ntk.checks import as_flag, as_real_matrix
+from graph_ntk.evaluation import EvaluationResult, cosine_normalize
 
 __all__ = ["accuracy_plot", "calibration_plot", "gram_time_plot", "kernel_heatmap"]
 
